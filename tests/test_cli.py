@@ -1,0 +1,101 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bias_lab.cli import main
+from bias_lab.store import RunStore
+
+from .conftest import ROOT
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_info_lists_device_and_families(capsys):
+    code, out, err = _run(capsys, "info")
+    assert code == 0 and err == ""
+    assert out.startswith("device: cpu")
+    for family in ("bert", "roberta", "distilbert", "gpt2", "gpt-neo", "llama"):
+        assert f"  {family} " in out
+    code, out, _ = _run(capsys, "info", "--json")
+    facts = json.loads(out)
+    assert facts["device"]["device"] == "cpu" and len(facts["families"]) == 6
+
+
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "bias_lab", "info"], ["bias-lab", "info"]])
+def test_info_as_module_and_console_script(command):
+    if command[0] == "bias-lab":
+        assert shutil.which("bias-lab"), "bias-lab console script missing: install with `pip install -e .`"
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    assert "device:" in result.stdout and "gpt-neo" in result.stdout
+
+
+def test_runs_list_show_delete(capsys, tmp_path):
+    store = RunStore()
+    run = store.start("ig2", {"steps": 20}, model="tiny")
+    run.complete({"prompts": 3})
+    code, out, _ = _run(capsys, "runs", "list")
+    assert code == 0 and run.id in out and "complete" in out
+    code, out, _ = _run(capsys, "runs", "list", "--json", "--kind", "ig2")
+    assert [r["id"] for r in json.loads(out)] == [run.id]
+    code, out, _ = _run(capsys, "runs", "list", "--kind", "heads")
+    assert out.strip() == "no runs"
+    code, out, _ = _run(capsys, "runs", "show", run.id)
+    assert json.loads(out)["summary"] == {"prompts": 3}
+    code, out, _ = _run(capsys, "runs", "delete", run.id)
+    assert code == 0 and f"deleted run {run.id}" in out
+    assert store.list() == []
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["runs", "show", "nope"], "error: no run 'nope'"),
+        (["runs", "delete", "nope"], "error: no run 'nope'"),
+        (["runs", "list", "--limit", "0"], "error: --limit 0 must be at least 1"),
+        (["model-info", "--model", "/not/a/folder"], "error: model folder '/not/a/folder' does not exist"),
+        (["model-info", "--model", "x", "--device", "tpu"], "error: unknown device 'tpu'"),
+    ],
+)
+def test_library_errors_print_one_line_and_exit_2(capsys, argv, message):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.startswith(message) and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["bogus"], ["runs"], ["runs", "list", "--status", "done"], ["info", "--nope"]])
+def test_bad_arguments_exit_2_with_one_line(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_debug_flag_shows_the_traceback(capsys):
+    assert main(["--debug", "runs", "show", "nope"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_model_info_uses_environment_default(capsys, monkeypatch, tiny_model_dir):
+    folder = tiny_model_dir("distilbert")
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(folder))
+    code, out, _ = _run(capsys, "model-info", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["source"] == str(folder) and summary["family"] == "distilbert" and summary["ffn_width"] == 64
+
+
+def test_offline_default_model_is_a_clear_error(capsys):
+    code, _, err = _run(capsys, "model-info")
+    assert code == 2
+    assert "cannot fetch model 'bert-base-uncased'" in err and "local model folder" in err
