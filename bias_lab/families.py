@@ -77,6 +77,13 @@ def projection_in_features(module: nn.Module) -> int:
     raise TypeError(f"cannot read the input width of {type(module).__name__}")
 
 
+def linear_part(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The projection of ``x`` without bias (and without the module's hooks)."""
+    if type(module).__name__ == "Conv1D":
+        return x @ module.weight
+    return torch.nn.functional.linear(x, module.weight)
+
+
 def input_columns(module: nn.Module, columns: torch.Tensor | slice | int) -> tuple:
     """Index into a projection's weight selecting the given *input* features (for weight edits)."""
     if type(module).__name__ == "Conv1D":

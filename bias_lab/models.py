@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,9 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     attention_weights: bool = False
-    extras: dict = field(default_factory=dict)
+    # Computations that rewire the model (layer skipping, hooks) hold this lock, so that a model
+    # shared between app sessions is never rewired under another session's forward pass.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def family(self) -> str:

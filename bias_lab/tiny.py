@@ -87,8 +87,12 @@ def tiny_tokenizer(family: str, vocab_file: str | Path | None = None):
     if family in ("bert", "distilbert"):
         return _bert_tokenizer(vocab_file)
     if family == "roberta":
+        from tokenizers import AddedToken
+
         vocab, merges = _byte_level_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-        return RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=128)
+        # As in roberta-base: the mask absorbs the space before it, so it predicts "Ġword" tokens.
+        mask = AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)
+        return RobertaTokenizer(vocab=vocab, merges=merges, mask_token=mask, model_max_length=128)
     if family in ("gpt2", "gpt-neo", "llama"):
         vocab, merges = _byte_level_bpe(["<|endoftext|>"])
         return GPT2Tokenizer(vocab=vocab, merges=merges, model_max_length=128)

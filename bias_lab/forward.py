@@ -1,0 +1,103 @@
+"""Forward-pass building blocks shared by the analyses: skip unchanged lower layers, evaluate the
+LM head only where it is read, and read probabilities at the mask in batches."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from .families import _get_submodule
+
+
+@contextmanager
+def start_at_layer(loaded, start: int, replace_input: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Run the model from layer ``start`` on: the layers below are taken out of the stack and the
+    hidden states entering layer ``start`` come from ``replace_input(embeddings)`` (normally cached
+    hidden states). The model's own forward still builds attention masks and position embeddings,
+    so this works for every family without family-specific code. Hold ``loaded.lock``."""
+    adapter = loaded.adapter
+    path = adapter.family.layers
+    parent = _get_submodule(adapter.base, path.rsplit(".", 1)[0]) if "." in path else adapter.base
+    name = path.rsplit(".", 1)[-1]
+    original = getattr(parent, name)
+    first = original[start]
+
+    def swap_input(module, args, kwargs):
+        if args:
+            return (replace_input(args[0]),) + tuple(args[1:]), kwargs
+        kwargs = dict(kwargs)
+        kwargs["hidden_states"] = replace_input(kwargs["hidden_states"])
+        return args, kwargs
+
+    handle = first.register_forward_pre_hook(swap_input, with_kwargs=True)
+    setattr(parent, name, nn.ModuleList(list(original)[start:]))
+    try:
+        yield
+    finally:
+        setattr(parent, name, original)
+        handle.remove()
+
+
+@contextmanager
+def head_at_positions(loaded, positions: Callable[[], torch.Tensor]) -> Iterator[None]:
+    """Keep only one position per row (``positions()`` → LongTensor [batch]) of the base model's
+    output, so the LM head — the most expensive matrix of a BERT-base forward — runs once per row."""
+
+    def gather(module, args, output):
+        hidden = output[0]
+        index = positions().to(hidden.device)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        output["last_hidden_state"] = hidden[rows, index][:, None, :]
+        return output
+
+    handle = loaded.adapter.base.register_forward_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """Parameters stop requiring gradients, so backward passes only carry what attribution needs."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
+
+
+def tokenize(loaded, texts: list[str]) -> dict[str, torch.Tensor]:
+    """Pad to the longest text of this batch only; move to the model's device."""
+    batch = loaded.tokenizer(texts, return_tensors="pt", padding=True)
+    return {key: value.to(loaded.device) for key, value in batch.items() if key in ("input_ids", "attention_mask")}
+
+
+def mask_positions(loaded, input_ids: torch.Tensor) -> torch.Tensor:
+    """Index of the (single) mask token of each row."""
+    return (input_ids == loaded.mask_token_id).int().argmax(dim=1)
+
+
+def mask_probabilities(loaded, texts: list[str], token_ids: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+    """P(token_ids[i, c]) at the mask of ``texts[i]``: float32 [len(texts), columns].
+
+    Texts are sorted by length so batches carry little padding; the LM head runs at the mask only."""
+    order = sorted(range(len(texts)), key=lambda i: len(loaded.tokenizer.tokenize(texts[i])))
+    result = torch.empty(token_ids.shape, dtype=torch.float32)
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            batch = tokenize(loaded, [texts[i] for i in rows])
+            positions = mask_positions(loaded, batch["input_ids"])
+            with head_at_positions(loaded, lambda: positions):
+                logits = loaded.model(**batch).logits[:, 0, :].float()
+            probabilities = logits.softmax(dim=-1)
+            ids = token_ids[rows].to(probabilities.device)
+            result[rows] = probabilities.gather(1, ids).cpu()
+    return result
