@@ -73,6 +73,11 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(flag)
 
 
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the vocabulary in at least float32 (half-precision models included)."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32)).softmax(dim=-1)
+
+
 def tokenize(loaded, texts: list[str]) -> dict[str, torch.Tensor]:
     """Pad to the longest text of this batch only; move to the model's device."""
     batch = loaded.tokenizer(texts, return_tensors="pt", padding=True)
@@ -85,19 +90,18 @@ def mask_positions(loaded, input_ids: torch.Tensor) -> torch.Tensor:
 
 
 def mask_probabilities(loaded, texts: list[str], token_ids: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
-    """P(token_ids[i, c]) at the mask of ``texts[i]``: float32 [len(texts), columns].
+    """P(token_ids[i, c]) at the mask of ``texts[i]``: float64 [len(texts), columns].
 
     Texts are sorted by length so batches carry little padding; the LM head runs at the mask only."""
     order = sorted(range(len(texts)), key=lambda i: len(loaded.tokenizer.tokenize(texts[i])))
-    result = torch.empty(token_ids.shape, dtype=torch.float32)
+    result = torch.empty(token_ids.shape, dtype=torch.float64)
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             batch = tokenize(loaded, [texts[i] for i in rows])
             positions = mask_positions(loaded, batch["input_ids"])
             with head_at_positions(loaded, lambda: positions):
-                logits = loaded.model(**batch).logits[:, 0, :].float()
-            probabilities = logits.softmax(dim=-1)
+                probabilities = softmax(loaded.model(**batch).logits[:, 0, :])
             ids = token_ids[rows].to(probabilities.device)
-            result[rows] = probabilities.gather(1, ids).cpu()
+            result[rows] = probabilities.gather(1, ids).double().cpu()
     return result

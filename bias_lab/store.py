@@ -316,9 +316,17 @@ class Run:
     def is_done(self, unit: str) -> bool:
         return self._unit_path(unit).is_file()
 
-    def save_unit(self, unit: str, frame) -> None:
-        """Record one unit's rows; writing the same unit again replaces its rows, never adds to them."""
+    def save_unit(self, unit: str, frame, tensors: dict | None = None) -> None:
+        """Record one unit's rows (and tensors); writing the same unit again replaces them, never
+        adds to them. The row file is written last: it is the mark that the unit is complete."""
+        if tensors is not None:
+            write_safetensors_atomic(self._unit_path(unit).with_suffix(".safetensors"), tensors)
         write_parquet_atomic(self._unit_path(unit), frame)
+
+    def load_unit_tensors(self, unit: str) -> dict:
+        from safetensors.torch import load_file
+
+        return load_file(str(self._unit_path(unit).with_suffix(".safetensors")))
 
     def load_unit(self, unit: str):
         import pandas as pd

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import BiasLabError
 from ..families import linear_part
-from ..forward import frozen_parameters, head_at_positions, mask_positions, start_at_layer, tokenize
+from ..forward import frozen_parameters, head_at_positions, mask_positions, softmax, start_at_layer, tokenize
 from ..progress import CancelToken, report
 from ..prompts import PreparedPrompt, Prompt
 from .steps import METHODS, integration_points
@@ -83,7 +83,7 @@ def _finish(prepared: PreparedPrompt, scores, p1: float, p2: float, zeroed, targ
     full = float(target_value(torch.tensor(p1, dtype=torch.float64), torch.tensor(p2, dtype=torch.float64), target))
     zeroed = zeroed.to(torch.float64)
     deltas = scores.to(torch.float64).sum(dim=1) - (full - zeroed)
-    return PromptAttribution(prepared.prompt, scores.float(), p1, p2, zeroed.float(), deltas.float())
+    return PromptAttribution(prepared.prompt, scores.float(), p1, p2, zeroed, deltas)
 
 
 # --- reference engine -------------------------------------------------------------------------
@@ -100,11 +100,11 @@ def _capture_mask_activations(loaded, batch, position: int) -> tuple[torch.Tenso
         handles.append(adapter.ffn_out(layer).register_forward_pre_hook(grab))
     try:
         with torch.no_grad():
-            logits = loaded.model(**batch).logits[0, position].float()
+            logits = loaded.model(**batch).logits[0, position]
     finally:
         for handle in handles:
             handle.remove()
-    return torch.stack(activations), logits.softmax(dim=-1)
+    return torch.stack(activations), softmax(logits)
 
 
 def reference_attribution(loaded, prepared: PreparedPrompt, settings: IG2Settings, *,
@@ -142,10 +142,10 @@ def reference_attribution(loaded, prepared: PreparedPrompt, settings: IG2Setting
 
             handle = loaded.adapter.ffn_out(layer).register_forward_pre_hook(replace)
             try:
-                logits = loaded.model(**rows).logits[:, position].float()
+                logits = loaded.model(**rows).logits[:, position]
             finally:
                 handle.remove()
-            probs = logits.softmax(dim=-1)
+            probs = softmax(logits)
             q1, q2 = probs[:, prepared.d1_id], probs[:, prepared.d2_id]
             value = target_value(q1, q2, objective)
             (gradient,) = torch.autograd.grad(value[:m].sum(), scaled)
@@ -259,11 +259,11 @@ class _FastEngine:
             handles.append(adapter.ffn_out(layer).register_forward_pre_hook(grab_activation))
         try:
             with torch.no_grad(), head_at_positions(self.loaded, lambda: positions):
-                logits = self.loaded.model(**batch).logits[:, 0].float()
+                logits = self.loaded.model(**batch).logits[:, 0]
         finally:
             for handle in handles:
                 handle.remove()
-        return inputs, activations, logits.softmax(dim=-1)
+        return inputs, activations, softmax(logits)
 
     def _staircase(self, batch, positions, token_ids, inputs, activations, first: int, last: int,
                    points: torch.Tensor, with_gradient: bool):
@@ -318,11 +318,11 @@ class _FastEngine:
                     lambda module, args, output, layer=layer: scale_activation(module, args, output, layer)))
             with torch.set_grad_enabled(with_gradient), start_at_layer(loaded, first, lambda embeddings: rows_for(first)), \
                     head_at_positions(loaded, lambda: positions[state["prompt_of_row"]]):
-                logits = loaded.model(**batch).logits[:, 0].float()
+                logits = loaded.model(**batch).logits[:, 0]
         finally:
             for handle in handles:
                 handle.remove()
-        probabilities = logits.softmax(dim=-1)
+        probabilities = softmax(logits)
         row_prompt = state["prompt_of_row"]
         p1 = probabilities.gather(1, token_ids[row_prompt, :1]).squeeze(1)
         p2 = probabilities.gather(1, token_ids[row_prompt, 1:]).squeeze(1)

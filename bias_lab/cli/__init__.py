@@ -12,9 +12,9 @@ import sys
 import traceback
 
 from ..errors import BiasLabError, Cancelled
-from . import info, model_info, runs
+from . import ig2, info, model_info, runs
 
-SUBCOMMANDS = (info, model_info, runs)
+SUBCOMMANDS = (info, model_info, runs, ig2)
 
 
 class _Parser(argparse.ArgumentParser):

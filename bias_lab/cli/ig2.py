@@ -1,0 +1,170 @@
+"""``bias-lab ig2``, ``bias-lab bias-neurons``, ``bias-lab verify``: bias neurons from the CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..attribution import ENGINES, METHODS, TARGETS, IG2Settings
+from ..errors import BiasLabError
+from ..progress import TqdmProgress
+from ..prompts import MODIFIER_TYPES, builtin_source, ig2_prompts, load_prompt_file, load_source_dir
+from .common import add_model_arguments, model_from_args, print_json
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("ig2", help="Integrated Gap Gradients: attribute a demographic gap to FFN neurons")
+    add_model_arguments(parser)
+    source = parser.add_argument_group("prompts (a file, or one JUT of the IG2 dataset)")
+    source.add_argument("--prompts", type=Path, help="JSONL: {\"id\", \"prompt\" with [MASK], \"pair\": [d1, d2]} per line")
+    source.add_argument("--dimension", help="e.g. gender, ethnicity, 'physical appearance'")
+    source.add_argument("--modifier", choices=tuple(MODIFIER_TYPES), help="modifier type")
+    source.add_argument("--pair", nargs=2, metavar=("D1", "D2"), help="the two demographics")
+    source.add_argument("--source-dir", type=Path, help="folder with the original IG2 templates, demographics and modifier lists")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (re-running into it resumes)")
+    parser.add_argument("--steps", type=int, default=20, help="integration steps m (default 20)")
+    parser.add_argument("--method", default="riemann_right", choices=METHODS)
+    parser.add_argument("--target", default="abs", choices=TARGETS, help="abs |P(d1)−P(d2)|, signed, or d1/d2 (plain IG)")
+    parser.add_argument("--engine", default="fast", choices=ENGINES)
+    parser.add_argument("--batch-size", type=int, help="most sequences per pass (default: from free memory)")
+    parser.add_argument("--limit", type=int, help="attribute only the first N prompts")
+    parser.set_defaults(handler=run_ig2_command)
+
+    select = subparsers.add_parser("bias-neurons", help="select bias neurons from an IG2 run")
+    select.add_argument("--run", type=Path, required=True, help="IG2 run folder")
+    select.add_argument("--prompt-ratio", type=float, default=0.2, help="per prompt: score ≥ ratio × max (0.2)")
+    select.add_argument("--bag-start", type=float, default=0.7, help="per bag: start share of prompts (0.7)")
+    select.add_argument("--bag-step", type=float, default=0.05)
+    select.add_argument("--bag-rounds", type=int, default=6)
+    select.add_argument("--bag-min-prompts", type=int, default=3)
+    select.add_argument("--jut-ratio", type=float, default=0.1, help="per JUT: share of bags (0.1)")
+    select.add_argument("--out", type=Path, help="table file (.csv or .parquet); default RUN/bias_neurons.csv")
+    select.add_argument("--spec", type=Path, help="also write the BNS intervention spec (JSON) here")
+    select.add_argument("--scale", type=float, default=0.0, help="scale in the spec: 0 suppresses, 2 amplifies")
+    select.set_defaults(handler=bias_neurons_command)
+
+    verify = subparsers.add_parser("verify", help="gap change when bias neurons are suppressed/amplified vs random neurons")
+    verify.add_argument("--run", type=Path, required=True, help="IG2 run folder (its bias_neurons.csv is used)")
+    verify.add_argument("--neurons", type=Path, help="bias-neuron table (default RUN/bias_neurons.csv)")
+    verify.add_argument("--model", help="model (default: the run's model)")
+    verify.add_argument("--device", default="auto")
+    verify.add_argument("--draws", type=int, default=5, help="random-neuron draws (default 5)")
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--out", type=Path, help="result table (default RUN/verification.csv)")
+    verify.set_defaults(handler=verify_command)
+
+
+def _prompts_from_args(args):
+    if args.prompts is not None:
+        if any(v is not None for v in (args.dimension, args.modifier, args.pair)):
+            raise BiasLabError("give either --prompts or --dimension/--modifier/--pair, not both")
+        return load_prompt_file(args.prompts), {"prompts_file": str(args.prompts)}
+    if args.dimension is None or args.modifier is None or args.pair is None:
+        raise BiasLabError("give --prompts FILE, or all of --dimension, --modifier and --pair")
+    source = load_source_dir(args.source_dir) if args.source_dir else builtin_source()
+    prompts = ig2_prompts(args.dimension, args.modifier, args.pair[0], args.pair[1], source=source)
+    return prompts, {"dimension": args.dimension, "modifier": args.modifier, "pair": list(args.pair),
+                     "source": source.name}
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise BiasLabError(f"--{name} {value} must be at least 1")
+
+
+def run_ig2_command(args) -> int:
+    from ..ig2_run import run_ig2
+
+    _positive("limit", args.limit)
+    _positive("batch-size", args.batch_size)
+    settings = IG2Settings(steps=args.steps, method=args.method, target=args.target, engine=args.engine,
+                           batch_size=args.batch_size)
+    settings.validate()
+    prompts, description = _prompts_from_args(args)
+    if args.limit is not None:
+        prompts = prompts[: args.limit]
+        description["limit"] = args.limit
+    loaded = model_from_args(args)
+    from ..prompts import prepare_prompts
+
+    skipped = prepare_prompts(loaded, prompts)
+    if skipped.skipped:
+        print(f"skipped {len(prompts) - len(skipped.prompts)} of {len(prompts)} prompts: {skipped.describe_skipped()}",
+              file=sys.stderr)
+    bar = TqdmProgress("IG2 prompts")
+    try:
+        result = run_ig2(loaded, prompts, args.out, settings, progress=bar, description=description)
+    finally:
+        bar.close()
+    print(f"attributed {len(result.prompts)} prompts in {result.config['timing']['attribution_s']:.1f} s "
+          f"→ {args.out}/attributions.safetensors, prompts.parquet, run.json")
+    return 0
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    from ..store import write_parquet_atomic, write_text_atomic
+
+    if path.suffix == ".parquet":
+        write_parquet_atomic(path, frame)
+    elif path.suffix == ".csv":
+        write_text_atomic(path, frame.to_csv(index=False))
+    else:
+        raise BiasLabError(f"table file {str(path)!r} must end in .csv or .parquet")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise BiasLabError(f"table {str(path)!r} does not exist: run `bias-lab bias-neurons --run RUN` first")
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def bias_neurons_command(args) -> int:
+    from ..ig2_run import load_ig2_run
+    from ..neurons import SelectionSettings, neuron_spec, select_bias_neurons
+
+    result = load_ig2_run(args.run)
+    settings = SelectionSettings(prompt_ratio=args.prompt_ratio, bag_start=args.bag_start, bag_step=args.bag_step,
+                                 bag_rounds=args.bag_rounds, bag_min_prompts=args.bag_min_prompts,
+                                 jut_ratio=args.jut_ratio)
+    table = select_bias_neurons(result.scores, result.prompts, settings)
+    out = args.out or args.run / "bias_neurons.csv"
+    _write_table(table, out)
+    if args.spec:
+        neuron_spec(table, args.scale).save(args.spec)
+    for jut, group in table.groupby("jut"):
+        print(f"{jut}: {len(group)} bias neurons " + ", ".join(f"L{r.layer}:{r.neuron}" for r in group.head(10).itertuples())
+              + (" …" if len(group) > 10 else ""))
+    if table.empty:
+        print("no bias neurons pass the thresholds")
+    print(f"→ {out}" + (f", {args.spec}" if args.spec else ""))
+    return 0
+
+
+def verify_command(args) -> int:
+    from ..ig2_run import load_ig2_run
+    from ..models import load_model
+    from ..neurons import verify_neurons
+    from ..prompts import Prompt, prepare_prompts
+
+    _positive("draws", args.draws)
+    result = load_ig2_run(args.run)
+    table = _read_table(args.neurons or args.run / "bias_neurons.csv")
+    loaded = load_model(args.model or result.config["config"]["model"], device=args.device)
+    columns = ["id", "prompt", "d1", "d2", "dimension", "modifier_type", "modifier", "template"]
+    prompts = [Prompt(**{c: (row[c] if c != "template" else int(row[c])) for c in columns})
+               for row in result.prompts[columns].to_dict("records")]
+    prepared = prepare_prompts(loaded, prompts).prompts
+    bar = TqdmProgress("verify JUTs")
+    try:
+        frame = verify_neurons(loaded, prepared, table, draws=args.draws, seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    out = args.out or args.run / "verification.csv"
+    _write_table(frame, out)
+    for row in frame.itertuples():
+        spread = f" ± {row.change_pct_sd:.2f}" if row.method == "random" else ""
+        print(f"{row.jut:<24} {row.mode:<9} {row.method:<7} {row.neurons:>4} neurons  gap {row.change_pct_mean:+.2f}%{spread}")
+    print(f"→ {out}")
+    return 0
