@@ -138,3 +138,24 @@ def test_prompt_without_mask_and_out_of_range_neurons(capsys, tiny_model_dir, tm
     assert code == 2 and "layer 9 is out of range, valid layers are 0–1" in err
     code = main(["bias-neurons", "--run", str(tmp_path / "nothing")])
     assert code == 2 and "is not a finished IG2 run folder" in capsys.readouterr().err
+
+
+def test_union_ig_analyses_and_comparison(capsys, tiny_model_dir, tmp_path):
+    model = tiny_model_dir("bert")
+    for target in ("d1", "d2"):
+        assert _ig2(capsys, model, tmp_path / target, "--limit", "17", "--target", target)[0] == 0
+    assert main(["bias-neurons", "--run", str(tmp_path / "d1"), "--union-with", str(tmp_path / "d2")]) == 0
+    union = pd.read_csv(tmp_path / "d1" / "union_ig_neurons.csv")
+    assert "source" in union.columns and not union.empty
+    analyses = json.loads((tmp_path / "d1" / "union_ig_neurons_analyses.json").read_text())
+    assert len(analyses["per_layer"]) == 2 and analyses["intersections"][0]["statistic"] == "avg_intra"
+    assert main(["bias-neurons", "--run", str(tmp_path / "d2")]) == 0
+    capsys.readouterr()
+    code = main(["compare-neurons", str(tmp_path / "d1" / "union_ig_neurons.csv"), str(tmp_path / "d2" / "bias_neurons.csv"),
+                 "--labels", "union", "d2", "--layers", "2", "--out", str(tmp_path / "migration.csv")])
+    out = capsys.readouterr().out
+    assert code == 0 and "union:" in out and "shallowest" in out
+    migration = pd.read_csv(tmp_path / "migration.csv")
+    assert set(migration["model"]) == {"union", "d2"} and len(migration) == 4
+    code = main(["compare-neurons", str(tmp_path / "migration.csv"), "--layers", "2", "--labels", "a", "b"])
+    assert code == 2 and "2 labels for 1 tables" in capsys.readouterr().err

@@ -88,7 +88,7 @@ def test_fast_equals_reference_across_groups_padding_and_layer_chunks(tiny_model
     prompts = ig2_prompts("gender", "P", "female", "male", limit_modifiers=2)
     prepared = prepare_prompts(loaded, prompts[::3]).prompts
     lengths = {len(loaded.tokenizer(p.text)["input_ids"]) for p in prepared}
-    assert len(lengths) > 2, "prompts of several lengths exercise padding inside a group"
+    assert len(lengths) > 2, "prompts of several lengths form several groups"
     reference = attribute_ig2(loaded, prepared, IG2Settings(steps=6, engine="reference"))
     for batch_size in (None, 6, 13):  # one pass for all layers, one layer per pass, two layers per pass
         fast = attribute_ig2(loaded, prepared, IG2Settings(steps=6, engine="fast", batch_size=batch_size))
@@ -167,3 +167,32 @@ def test_causal_models_are_refused(tiny_loaded):
     prepared = [type("P", (), {"text": "x", "prompt": Prompt("p", "x [MASK]", "he", "she")})()]
     with pytest.raises(BiasLabError, match="IG2 needs a masked language model"):
         attribute_ig2(loaded, prepared)
+
+
+def test_out_of_memory_halves_the_group_and_then_gives_up_clearly(tiny_loaded, monkeypatch):
+    from bias_lab.attribution import ig2
+
+    loaded = tiny_loaded("bert")
+    prepared = prepare_prompts(loaded, ig2_prompts("gender", "N", "female", "male", limit_modifiers=2)).prompts
+    expected = attribute_ig2(loaded, prepared, IG2Settings(steps=3))
+    real_group = ig2._FastEngine._group
+    sizes = []
+
+    def small_memory(self, group, max_rows, budget):
+        sizes.append(len(group))
+        if len(group) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_group(self, group, max_rows, budget)
+
+    monkeypatch.setattr(ig2._FastEngine, "_group", small_memory)
+    got = attribute_ig2(loaded, prepared, IG2Settings(steps=3))
+    assert max(sizes) > 1 and sizes.count(1) == len(prepared)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a.scores, b.scores)
+
+    def no_memory(self, group, max_rows, budget):
+        raise torch.OutOfMemoryError("out of memory")
+
+    monkeypatch.setattr(ig2._FastEngine, "_group", no_memory)
+    with pytest.raises(BiasLabError, match=r"out of memory with 3 rows per layer \(1 prompt × 3 steps\)"):
+        attribute_ig2(loaded, prepared[:1], IG2Settings(steps=3))

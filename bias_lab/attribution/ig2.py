@@ -108,12 +108,14 @@ def _capture_mask_activations(loaded, batch, position: int) -> tuple[torch.Tenso
 
 
 def reference_attribution(loaded, prepared: PreparedPrompt, settings: IG2Settings, *,
-                          pad_to: int | None = None, separate_demographics: bool = False) -> PromptAttribution:
+                          pad_to: int | None = None, separate_demographics: bool = False,
+                          head_at_mask_only: bool = False) -> PromptAttribution:
     """The straightforward IG2 of one prompt.
 
     ``pad_to`` and ``separate_demographics`` reproduce the cost pattern of the original code
-    (inputs padded to a fixed length, P(d1) and P(d2) attributed in two runs and combined); they
-    change the cost, not the result.
+    (inputs padded to a fixed length, P(d1) and P(d2) attributed in two runs and combined);
+    ``head_at_mask_only`` adds one optimisation of the fast engine. They change the cost, not the
+    result (the benchmark uses them to show what each step buys).
     """
     alphas, weights = integration_points(settings.method, settings.steps)
     m = len(alphas)
@@ -142,7 +144,12 @@ def reference_attribution(loaded, prepared: PreparedPrompt, settings: IG2Setting
 
             handle = loaded.adapter.ffn_out(layer).register_forward_pre_hook(replace)
             try:
-                logits = loaded.model(**rows).logits[:, position]
+                if head_at_mask_only:
+                    at_mask = torch.full((m + 1,), position, device=loaded.device)
+                    with head_at_positions(loaded, lambda: at_mask):
+                        logits = loaded.model(**rows).logits[:, 0]
+                else:
+                    logits = loaded.model(**rows).logits[:, position]
             finally:
                 handle.remove()
             probs = softmax(logits)
@@ -226,6 +233,9 @@ def _layer_chunks(num_layers: int, rows_per_layer: int, per_row_layer: int, budg
         chunks.append((a + 1, b))
         b = a
     return sorted(chunks)
+
+
+_CPU_ROWS_PER_PASS = 256
 
 
 def _is_oom(error: BaseException) -> bool:
@@ -365,27 +375,46 @@ class _FastEngine:
                 for i, prepared in enumerate(group)]
 
     def plan(self, lengths: list[int]) -> _Plan:
-        """How many prompts share a pass: all layers of a group in one pass when memory allows."""
+        """How many prompts share a pass: all layers of a group in one pass when memory allows.
+
+        On a CPU a pass of ~256 sequences already keeps the cores busy, and bigger batches only
+        cost cache misses (measured in bench/RESULTS.md); there, extra prompts per pass only pay
+        for small models, where they save per-pass overhead."""
         longest = max(lengths)
         per_row_layer = _bytes_per_row_layer(self.loaded, longest)
         layers, steps = self.loaded.num_layers, len(self.alphas)
         full_pass = steps * per_row_layer * layers * (layers + 1) // 2
-        group = max(1, min(16, self.budget // max(full_pass, 1)))
+        group = max(1, min(64, self.budget // max(full_pass, 1)))
+        if self.loaded.device.type == "cpu":
+            group = max(1, min(group, _CPU_ROWS_PER_PASS // (steps * layers)))
         max_rows = self.settings.batch_size
         if max_rows is not None:
             group = max(1, min(group, max_rows // (steps * layers) or 1))
         return _Plan(group, max_rows, self.budget)
 
+    @staticmethod
+    def _groups(order: list[int], lengths: list[int], size: int) -> list[list[int]]:
+        """Consecutive prompts of equal token length, at most ``size`` per group: no padding at all."""
+        groups: list[list[int]] = []
+        for index, length in zip(order, lengths):
+            if groups and len(groups[-1]) < size and groups[-1][1] == length:
+                groups[-1][0].append(index)
+            else:
+                groups.append([[index], length])
+        return [members for members, _ in groups]
+
     def run(self, prompts: list[PreparedPrompt], progress, cancel) -> Iterator[tuple[int, PromptAttribution]]:
-        order = sorted(range(len(prompts)), key=lambda i: len(self.loaded.tokenizer.tokenize(prompts[i].text)))
-        lengths = [len(self.loaded.tokenizer.tokenize(prompts[i].text)) + 2 for i in order]
+        token_counts = [len(self.loaded.tokenizer(p.text)["input_ids"]) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: token_counts[i])
+        lengths = [token_counts[i] for i in order]
         plan = self.plan(lengths)
-        done, start = 0, 0
+        done = 0
         budget, group_size = plan.budget, plan.prompts_per_group
-        while start < len(order):
+        pending = self._groups(order, lengths, group_size)
+        while pending:
             if cancel is not None:
                 cancel.check()
-            indices = order[start:start + group_size]
+            indices = pending.pop(0)
             try:
                 results = self._group([prompts[i] for i in indices], plan.max_rows, budget)
             except (RuntimeError, torch.OutOfMemoryError) as error:
@@ -394,19 +423,21 @@ class _FastEngine:
                 if self.loaded.device.type == "cuda":
                     torch.cuda.empty_cache()
                 tried = len(indices) * len(self.alphas)
-                if group_size > 1:
-                    group_size = max(1, group_size // 2)
-                elif budget > _bytes_per_row_layer(self.loaded, max(lengths)) * len(self.alphas) * self.loaded.num_layers:
+                if len(indices) > 1:
+                    half = len(indices) // 2
+                    pending[:0] = [indices[:half], indices[half:]]
+                    continue
+                if budget > _bytes_per_row_layer(self.loaded, max(lengths)) * len(self.alphas) * self.loaded.num_layers:
                     budget //= 2
                 else:
                     raise BiasLabError(
                         f"out of memory with {tried} rows per layer (1 prompt × {len(self.alphas)} steps): "
                         "use fewer steps or a device with more memory"
                     ) from None
+                pending.insert(0, indices)
                 continue
             for index, result in zip(indices, results):
                 yield index, result
-            start += len(indices)
             done += len(indices)
             report(progress, done, len(prompts), f"{len(indices)} prompts/pass")
 

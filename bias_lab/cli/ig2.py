@@ -40,10 +40,20 @@ def register(subparsers) -> None:
     select.add_argument("--bag-rounds", type=int, default=6)
     select.add_argument("--bag-min-prompts", type=int, default=3)
     select.add_argument("--jut-ratio", type=float, default=0.1, help="per JUT: share of bags (0.1)")
+    select.add_argument("--union-with", type=Path, metavar="RUN_D2",
+                        help="Union_IG baseline: RUN is a --target d1 run, RUN_D2 the --target d2 run of the same prompts")
     select.add_argument("--out", type=Path, help="table file (.csv or .parquet); default RUN/bias_neurons.csv")
     select.add_argument("--spec", type=Path, help="also write the BNS intervention spec (JSON) here")
     select.add_argument("--scale", type=float, default=0.0, help="scale in the spec: 0 suppresses, 2 amplifies")
     select.set_defaults(handler=bias_neurons_command)
+
+    compare = subparsers.add_parser("compare-neurons", help="bias neurons per layer of several runs (the migration view)")
+    compare.add_argument("tables", nargs="+", type=Path, help="bias-neuron tables (from bias-neurons)")
+    compare.add_argument("--labels", nargs="+", help="a name per table (default: file names)")
+    compare.add_argument("--layers", type=int, required=True, help="number of layers of the models")
+    compare.add_argument("--edge", type=int, default=3, help="layers counted as shallowest / deepest (3)")
+    compare.add_argument("--out", type=Path, help="per-layer table (.csv or .parquet)")
+    compare.set_defaults(handler=compare_command)
 
     verify = subparsers.add_parser("verify", help="gap change when bias neurons are suppressed/amplified vs random neurons")
     verify.add_argument("--run", type=Path, required=True, help="IG2 run folder (its bias_neurons.csv is used)")
@@ -122,15 +132,30 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def bias_neurons_command(args) -> int:
     from ..ig2_run import load_ig2_run
-    from ..neurons import SelectionSettings, neuron_spec, select_bias_neurons
+    from ..neurons import (SelectionSettings, intersection_statistics, neuron_spec, neurons_per_dimension,
+                           neurons_per_layer, select_bias_neurons, union_ig)
+    from ..store import write_json_atomic
 
     result = load_ig2_run(args.run)
     settings = SelectionSettings(prompt_ratio=args.prompt_ratio, bag_start=args.bag_start, bag_step=args.bag_step,
                                  bag_rounds=args.bag_rounds, bag_min_prompts=args.bag_min_prompts,
                                  jut_ratio=args.jut_ratio)
-    table = select_bias_neurons(result.scores, result.prompts, settings)
-    out = args.out or args.run / "bias_neurons.csv"
+    if args.union_with is not None:
+        other = load_ig2_run(args.union_with)
+        if other.prompts["id"].tolist() != result.prompts["id"].tolist():
+            raise BiasLabError(f"{args.union_with} attributes other prompts than {args.run}: Union_IG needs the same prompts")
+        table = union_ig(result.scores, other.scores, result.prompts, settings)
+    else:
+        table = select_bias_neurons(result.scores, result.prompts, settings)
+    out = args.out or args.run / ("union_ig_neurons.csv" if args.union_with else "bias_neurons.csv")
     _write_table(table, out)
+    analyses = {
+        "settings": settings.to_dict(),
+        "per_layer": neurons_per_layer(table, result.num_layers).to_dict("records"),
+        "per_dimension": neurons_per_dimension(table, result.prompts).to_dict("records"),
+        "intersections": intersection_statistics(result.scores, result.prompts, settings).to_dict("records"),
+    }
+    write_json_atomic(out.with_name(out.stem + "_analyses.json"), analyses)
     if args.spec:
         neuron_spec(table, args.scale).save(args.spec)
     for jut, group in table.groupby("jut"):
@@ -139,6 +164,28 @@ def bias_neurons_command(args) -> int:
     if table.empty:
         print("no bias neurons pass the thresholds")
     print(f"→ {out}" + (f", {args.spec}" if args.spec else ""))
+    return 0
+
+
+def compare_command(args) -> int:
+    from ..neurons import compare_layer_distributions
+
+    labels = args.labels or [path.stem for path in args.tables]
+    if len(labels) != len(args.tables):
+        raise BiasLabError(f"{len(labels)} labels for {len(args.tables)} tables: give one label per table")
+    _positive("layers", args.layers)
+    tables = {label: _read_table(path) for label, path in zip(labels, args.tables)}
+    for label, table in tables.items():
+        if not table.empty and table["layer"].max() >= args.layers:
+            raise BiasLabError(f"table {label!r} has layer {table['layer'].max()}, but --layers is {args.layers}")
+    per_layer, summary = compare_layer_distributions(tables, args.layers, edge=args.edge)
+    if args.out:
+        _write_table(per_layer, args.out)
+    wide = per_layer.pivot(index="layer", columns="model", values="count")[labels]
+    print(wide.to_string())
+    for row in summary.itertuples():
+        print(f"{row.model}: {row.neurons} neurons, {row.shallow_share:.0%} in the shallowest {args.edge} layers, "
+              f"{row.deep_share:.0%} in the deepest {args.edge}")
     return 0
 
 

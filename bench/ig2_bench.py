@@ -1,0 +1,122 @@
+"""IG2 speed: prompts per second of the reference engine, the fast engine, and the original code's
+cost pattern (inputs padded to 128 tokens, d1 and d2 attributed in separate runs), on a
+BERT-base-shaped model with random weights, prompts of 12–16 tokens. Also the steps in between,
+to show what each optimisation buys. Every variant's attributions are checked against the
+reference engine's.
+
+    python bench/ig2_bench.py [--prompts 6] [--pattern-prompts 1] [--steps 20] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bias_lab.attribution import IG2Settings, attribute_ig2, reference_attribution  # noqa: E402
+from bias_lab.attribution.ig2 import iter_ig2  # noqa: E402
+from bias_lab.device import device_description  # noqa: E402
+from bias_lab.forward import frozen_parameters  # noqa: E402
+from bias_lab.models import load_model  # noqa: E402
+from bias_lab.prompts import ig2_prompts, prepare_prompts  # noqa: E402
+from bias_lab.tiny import build_tiny_model  # noqa: E402
+
+SHARED_VOCAB = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2" / "vocab.txt"
+
+
+def bert_base_folder(folder: Path) -> Path:
+    if (folder / "config.json").is_file():
+        return folder
+    vocab = SHARED_VOCAB
+    if not vocab.is_file():  # a 30522-entry vocabulary of our own words padded with unused slots
+        from bias_lab.tiny import _wordpiece_vocab
+
+        words = _wordpiece_vocab()
+        vocab = folder.parent / "vocab.txt"
+        vocab.write_text("\n".join(words + [f"[unused{i}]" for i in range(30522 - len(words))]) + "\n")
+    return build_tiny_model("bert", folder, layers=12, hidden=768, heads=12, ffn=3072, vocab_file=vocab)
+
+
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def max_relative_difference(results, reference) -> float:
+    worst = 0.0
+    for got, ref in zip(results, reference):
+        scale = ref.scores.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
+        worst = max(worst, float(((got.scores - ref.scores).abs() / scale).max()))
+    return worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=6)
+    parser.add_argument("--pattern-prompts", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--model-dir", type=Path, help="where to build/keep the BERT-base-shaped model")
+    args = parser.parse_args()
+
+    folder = args.model_dir or Path(tempfile.mkdtemp()) / "bert-base-random"
+    loaded = load_model(bert_base_folder(folder), device=args.device)
+    candidates = prepare_prompts(loaded, ig2_prompts("gender", "N", "female", "male")).prompts
+    prompts = [p for p in candidates if 12 <= len(loaded.tokenizer(p.text)["input_ids"]) <= 16][: args.prompts]
+    lengths = [len(loaded.tokenizer(p.text)["input_ids"]) for p in prompts]
+    settings = IG2Settings(steps=args.steps)
+    torch.set_grad_enabled(True)
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
+          f"device: {device_description(loaded.device)['name']}; torch {torch.__version__}")
+    print(f"model: BERT-base shape (12 layers, 768 hidden, 3072 FFN, 30522 vocab), random weights; "
+          f"{len(prompts)} prompts of {min(lengths)}–{max(lengths)} tokens; m = {args.steps}")
+
+    attribute_ig2(loaded, prompts[:1], IG2Settings(steps=2))  # warm-up
+    reference_s, reference = timed(lambda: attribute_ig2(loaded, prompts, IG2Settings(steps=args.steps, engine="reference")))
+
+    def run_reference_variant(count, **options):
+        with loaded.lock, frozen_parameters(loaded.model):
+            return [reference_attribution(loaded, p, settings, **options) for p in prompts[:count]]
+
+    variants = [
+        ("original pattern: padded to 128, d1 and d2 in two runs", args.pattern_prompts,
+         lambda: run_reference_variant(args.pattern_prompts, pad_to=128, separate_demographics=True)),
+        ("reference (no padding, both demographics in one pass)", len(prompts), lambda: reference),
+        ("+ LM head at the mask only", len(prompts), lambda: run_reference_variant(len(prompts), head_at_mask_only=True)),
+        ("+ cached lower layers, one layer per pass", len(prompts),
+         lambda: attribute_ig2(loaded, prompts, IG2Settings(steps=args.steps, batch_size=args.steps))),
+        ("+ all layers of a prompt in one pass", len(prompts),
+         lambda: attribute_ig2(loaded, prompts, IG2Settings(steps=args.steps, batch_size=args.steps * 12))),
+        ("fast (+ several prompts per pass, size from free memory)", len(prompts),
+         lambda: attribute_ig2(loaded, prompts, settings)),
+    ]
+    rows = []
+    for name, count, function in variants:
+        seconds, results = (reference_s, reference) if name.startswith("reference") else timed(function)
+        rate = count / seconds
+        rows.append((name, count, seconds, rate, max_relative_difference(results, reference[:count])))
+    reference_rate = rows[1][3]
+    pattern_rate = rows[0][3]
+    print()
+    print("| variant | prompts | seconds | prompts/s | × reference | × original pattern | max rel. diff vs reference |")
+    print("|---|---|---|---|---|---|---|")
+    for name, count, seconds, rate, difference in rows:
+        print(f"| {name} | {count} | {seconds:.1f} | {rate:.3f} | {rate / reference_rate:.2f} | "
+              f"{rate / pattern_rate:.1f} | {difference:.1e} |")
+    fast_rate = rows[-1][3]
+    print()
+    print(f"fast / reference = {fast_rate / reference_rate:.2f}×   fast / original pattern = {fast_rate / pattern_rate:.1f}×")
+    print(f"one JUT (1700 prompts) with the fast engine: {1700 / fast_rate / 60:.0f} min")
+
+
+if __name__ == "__main__":
+    main()
