@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bias_lab.errors import InterventionError
-from bias_lab.families import input_columns
+from bias_lab.families import adapter_for, input_columns
 from bias_lab.interventions import HeadAblation, InterventionSpec, NeuronEdit, hook_count, intervene
 
 from .conftest import ALL_FAMILIES, CAUSAL_FAMILIES, MASKED_FAMILIES
@@ -24,10 +24,10 @@ def _logits(model, batch):
 
 def _edited_copy(loaded, edit):
     """A deep copy of the model with ``edit(adapter)`` applied to its weights — the oracle."""
-    clone = copy.deepcopy(loaded)
+    clone = copy.deepcopy(loaded.model)
     with torch.no_grad():
-        edit(clone.adapter)
-    return clone.model
+        edit(adapter_for(clone))
+    return clone
 
 
 @pytest.mark.parametrize("family", ALL_FAMILIES)

@@ -1,0 +1,58 @@
+"""Shared by the loaders: reading local files with clear errors, and Hugging Face datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import BiasLabError
+
+
+class DataError(BiasLabError):
+    """A data file or dataset that is missing or of the wrong shape."""
+
+
+def local_path(source: str | Path | None) -> Path | None:
+    """The source as an existing local path, or None when it is not one (e.g. a dataset id)."""
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    return path if path.exists() else None
+
+
+def looks_like_path(source: str | Path) -> bool:
+    text = str(source)
+    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or Path(text).suffix in (".json", ".csv", ".txt", ".jsonl", ".tokens", ".raw")
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a UTF-8 text file") from None
+
+
+def load_hf_dataset(dataset_id: str, config: str | None, split: str, what: str, local_hint: str):
+    """A Hugging Face dataset through ``datasets``; offline or absent, a clear one-line error."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"loading {what} from the Hugging Face dataset {dataset_id!r} needs the `datasets` package "
+            f"(pip install datasets), or give a local file: {local_hint}"
+        ) from None
+    try:
+        return datasets.load_dataset(dataset_id, config, split=split)
+    except Exception as error:  # network, missing config, …: all end in the same advice
+        raise DataError(
+            f"cannot load {what} from the Hugging Face dataset {dataset_id!r}"
+            + (f" (config {config!r}, split {split!r})" if config else f" (split {split!r})")
+            + f": {str(error).splitlines()[0] if str(error) else type(error).__name__}; offline, give a local file: {local_hint}"
+        ) from None
+
+
+def require(condition: bool, path, record, message: str) -> None:
+    if not condition:
+        raise DataError(f"{path}: record {record}: {message}")
