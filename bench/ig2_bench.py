@@ -10,39 +10,18 @@ reference engine's.
 from __future__ import annotations
 
 import argparse
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import bert_base_folder, machine_line, timed
 
-from bias_lab.attribution import IG2Settings, attribute_ig2, reference_attribution  # noqa: E402
-from bias_lab.attribution.ig2 import iter_ig2  # noqa: E402
-from bias_lab.device import device_description  # noqa: E402
-from bias_lab.forward import frozen_parameters  # noqa: E402
-from bias_lab.models import load_model  # noqa: E402
-from bias_lab.prompts import ig2_prompts, prepare_prompts  # noqa: E402
-from bias_lab.tiny import build_tiny_model  # noqa: E402
-
-SHARED_VOCAB = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2" / "vocab.txt"
-
-
-def bert_base_folder(folder: Path) -> Path:
-    if (folder / "config.json").is_file():
-        return folder
-    vocab = SHARED_VOCAB
-    if not vocab.is_file():  # a 30522-entry vocabulary of our own words padded with unused slots
-        from bias_lab.tiny import _wordpiece_vocab
-
-        words = _wordpiece_vocab()
-        vocab = folder.parent / "vocab.txt"
-        vocab.write_text("\n".join(words + [f"[unused{i}]" for i in range(30522 - len(words))]) + "\n")
-    return build_tiny_model("bert", folder, layers=12, hidden=768, heads=12, ffn=3072, vocab_file=vocab)
+from bias_lab.attribution import IG2Settings, attribute_ig2, reference_attribution
+from bias_lab.forward import frozen_parameters
+from bias_lab.models import load_model
+from bias_lab.prompts import ig2_prompts, prepare_prompts
 
 
 def peak_matmul_flops(device: torch.device) -> float:
@@ -72,12 +51,6 @@ def ig2_flops(tokens: float, layers: int, hidden: int, ffn: int, vocab: int, ste
     return 2 * (2 * scaled + cache + zero)  # multiply-adds → FLOPs; backward ≈ forward
 
 
-def timed(function):
-    start = time.perf_counter()
-    result = function()
-    return time.perf_counter() - start, result
-
-
 def max_relative_difference(results, reference) -> float:
     worst = 0.0
     for got, ref in zip(results, reference):
@@ -102,8 +75,7 @@ def main() -> None:
     lengths = [len(loaded.tokenizer(p.text)["input_ids"]) for p in prompts]
     settings = IG2Settings(steps=args.steps)
     torch.set_grad_enabled(True)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
-          f"device: {device_description(loaded.device)['name']}; torch {torch.__version__}")
+    print(machine_line(loaded.device))
     print(f"model: BERT-base shape (12 layers, 768 hidden, 3072 FFN, 30522 vocab), random weights; "
           f"{len(prompts)} prompts of {min(lengths)}–{max(lengths)} tokens; m = {args.steps}")
 

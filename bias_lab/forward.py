@@ -43,14 +43,18 @@ def start_at_layer(loaded, start: int, replace_input: Callable[[torch.Tensor], t
 
 @contextmanager
 def head_at_positions(loaded, positions: Callable[[], torch.Tensor]) -> Iterator[None]:
-    """Keep only one position per row (``positions()`` → LongTensor [batch]) of the base model's
-    output, so the LM head — the most expensive matrix of a BERT-base forward — runs once per row."""
+    """Keep only the read positions of the base model's output — ``positions()`` is a LongTensor
+    [batch] (logits come back [batch, 1, vocab]) or [batch, k] ([batch, k, vocab]) — so the LM head,
+    the most expensive matrix of a BERT-base forward, runs only where it is read."""
 
     def gather(module, args, output):
         hidden = output[0]
         index = positions().to(hidden.device)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        output["last_hidden_state"] = hidden[rows, index][:, None, :]
+        if index.dim() == 1:
+            output["last_hidden_state"] = hidden[rows, index][:, None, :]
+        else:
+            output["last_hidden_state"] = hidden[rows[:, None], index]
         return output
 
     handle = loaded.adapter.base.register_forward_hook(gather)

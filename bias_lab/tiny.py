@@ -107,7 +107,8 @@ def _config_and_class(family: str, kind: str, tokenizer, layers: int, hidden: in
         config = tf.BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
                                num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=128,
                                pad_token_id=tokenizer.pad_token_id)
-        return config, tf.BertForMaskedLM if kind == "masked" else tf.BertModel
+        classes = {"masked": tf.BertForMaskedLM, "encoder": tf.BertModel, "pretraining": tf.BertForPreTraining}
+        return config, classes[kind]
     if family == "roberta":
         config = tf.RobertaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
                                   num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=130,
@@ -143,7 +144,8 @@ def build_tiny_model(family: str, folder: str | Path, *, kind: str | None = None
                      vocab_file: str | Path | None = None) -> Path:
     """Build a tiny random model of ``family`` and save it (with its tokenizer) to ``folder``.
 
-    ``kind`` is ``masked`` (default for encoders), ``causal`` (default for decoders) or ``encoder``.
+    ``kind`` is ``masked`` (default for encoders), ``causal`` (default for decoders), ``encoder``, or
+    for BERT ``pretraining`` (masked-LM and next-sentence heads, like bert-base-uncased).
     """
     causal = family in ("gpt2", "gpt-neo", "llama")
     kind = kind or ("causal" if causal else "masked")

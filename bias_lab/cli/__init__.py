@@ -12,9 +12,9 @@ import sys
 import traceback
 
 from ..errors import BiasLabError, Cancelled
-from . import evaluate, ig2, info, model_info, runs
+from . import evaluate, heads, ig2, info, model_info, runs
 
-SUBCOMMANDS = (info, model_info, runs, ig2, evaluate)
+SUBCOMMANDS = (info, model_info, runs, ig2, evaluate, heads)
 
 
 class _Parser(argparse.ArgumentParser):

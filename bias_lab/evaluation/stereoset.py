@@ -41,7 +41,9 @@ def _masked_queries(loaded, context: str, word: str) -> list[MaskedQuery]:
     tokens = tokenizer.encode((" " + word) if _leading_space(loaded) else word, add_special_tokens=False)
     queries = []
     for i, token in enumerate(tokens):
-        text = context.replace("BLANK", tokenizer.decode(tokens[:i]) + tokenizer.mask_token)
+        # Only the first BLANK is the fill's: the two dev contexts with a second BLANK keep it as a
+        # literal word in their sentences too.
+        text = context.replace("BLANK", tokenizer.decode(tokens[:i]) + tokenizer.mask_token, 1)
         ids = tokenizer(text)["input_ids"]
         positions = [p for p, t in enumerate(ids) if t == tokenizer.mask_token_id]
         if len(positions) != 1:

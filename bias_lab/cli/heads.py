@@ -1,0 +1,202 @@
+"""``bias-lab heads`` (score every head), ``heads select`` (FASP and baselines), ``heads importance``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import BiasLabError
+from ..progress import TqdmProgress
+from .common import add_model_arguments, model_from_args
+
+
+def _add_metric_arguments(parser, *, bias: bool = True) -> None:
+    parser.add_argument("--perf", default="mlm-loss", choices=("mlm-loss", "perplexity", "stereoset-lms"),
+                        help="performance metric (lower is better)")
+    parser.add_argument("--perf-data", help="text file for mlm-loss/perplexity (one passage per line) or StereoSet file")
+    parser.add_argument("--limit", type=int, help="at most N performance sentences")
+    if bias:
+        parser.add_argument("--bias", choices=("stereoset", "crows", "seat", "ig2-gap", "winobias"),
+                            help="bias metric (0 = unbiased)")
+        parser.add_argument("--bias-data", help="the bias benchmark's file or folder (ig2-gap: a prompt JSONL)")
+    parser.add_argument("--batch-size", type=int, help="sequences per batch")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the masked tokens of mlm-loss")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("heads", help="ablate every attention head: performance and bias effects; "
+                                                 "`heads select`, `heads importance`")
+    add_model_arguments(parser)
+    _add_metric_arguments(parser)
+    parser.add_argument("--out", type=Path, help="run folder (re-running into it resumes)")
+    parser.add_argument("--no-prefix-cache", action="store_true", help="recompute the layers below the ablated one")
+    parser.set_defaults(handler=score_command)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+
+    select = actions.add_parser("select", help="choose heads to prune from a scored run")
+    select.add_argument("--run", type=Path, required=True, help="folder of a `bias-lab heads` run")
+    select.add_argument("--rule", default="fasp", choices=("fasp", "random", "magnitude", "performance", "bias"))
+    select.add_argument("--alpha", type=float, required=True, help="share of heads to prune")
+    select.add_argument("--gamma", type=float, default=0.0, help="FASP: share of heads protected for performance")
+    select.add_argument("--seed", type=int, default=0, help="random baseline seed")
+    select.add_argument("--model", help="magnitude baseline: the model (default: the run's)")
+    select.add_argument("--out", type=Path, required=True, help="intervention spec JSON of the pruned heads")
+    select.add_argument("--grid", type=Path, help="also write the head grid (layer, head, status, scores) as CSV")
+    select.set_defaults(handler=select_command)
+
+    importance = actions.add_parser("importance", help="Michel et al. gradient head importance (and iterative pruning)")
+    add_model_arguments(importance)
+    _add_metric_arguments(importance)
+    importance.add_argument("--iterative", type=int, default=0, metavar="STEPS",
+                            help="also prune iteratively for STEPS steps and record perf/bias per step")
+    importance.add_argument("--fraction", type=float, default=0.1, help="share of heads removed per step")
+    importance.add_argument("--out", type=Path, required=True, help="output folder")
+    importance.set_defaults(handler=importance_command)
+
+
+def _positive(args, *names) -> None:
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise BiasLabError(f"--{name.replace('_', '-')} {value} must be at least 1")
+
+
+def _metrics(args, loaded):
+    from ..data import load_text
+    from ..evaluation import load_benchmark_data
+    from ..heads.metrics import bias_metric, perf_metric
+    from ..prompts import load_prompt_file
+
+    if args.perf in ("mlm-loss", "perplexity"):
+        if not args.perf_data:
+            raise BiasLabError(f"--perf {args.perf} needs --perf-data: a text file (e.g. wiki.valid.tokens)")
+        texts = load_text(args.perf_data, limit=args.limit)
+        options = {"batch_size": args.batch_size, "seed": args.seed} if args.perf == "mlm-loss" else {}
+        perf = perf_metric(loaded, args.perf, texts, **options)
+    else:
+        perf = perf_metric(loaded, args.perf, load_benchmark_data("stereoset", args.perf_data))
+    bias = None
+    if args.bias:
+        if args.bias == "ig2-gap":
+            if not args.bias_data:
+                raise BiasLabError("--bias ig2-gap needs --bias-data: a prompt JSONL file")
+            data = load_prompt_file(args.bias_data)
+        else:
+            data = load_benchmark_data(args.bias, args.bias_data)
+        options = {"batch_size": args.batch_size} if args.bias != "ig2-gap" else {}
+        bias = bias_metric(loaded, args.bias, data, **options)
+    return perf, bias
+
+
+def score_command(args) -> int:
+    from ..heads.ablation import score_heads
+    from ..provenance import provenance
+    from ..store import RunStore
+
+    _positive(args, "limit", "batch_size")
+    if args.out is None:
+        raise BiasLabError("give --out DIR for the head scores (or use `heads select` / `heads importance`)")
+    loaded = model_from_args(args)
+    perf, bias = _metrics(args, loaded)
+    config = {"perf": args.perf, "perf_data": args.perf_data, "bias": args.bias, "bias_data": args.bias_data,
+              "limit": args.limit, "seed": args.seed}
+    run = RunStore().start("heads", config, model=loaded.source, artifact_dir=args.out,
+                           provenance=provenance(str(loaded.device), args.seed))
+    bar = TqdmProgress("heads")
+    with run:
+        try:
+            scores = score_heads(loaded, perf, bias, use_prefix_cache=not args.no_prefix_cache, run=run, progress=bar)
+        finally:
+            bar.close()
+        run.write_parquet("head_scores.parquet", scores.table)
+        run.write_json("run.json", {"id": run.id, "kind": "heads", "config": run.record.config,
+                                    "baseline": scores.baseline, "timing": {"scoring_s": round(scores.seconds, 3)},
+                                    "model": {"layers": loaded.num_layers, "heads": loaded.num_heads},
+                                    "provenance": run.record.provenance})
+        run.complete({"heads": len(scores.table), "baseline_perf": scores.baseline["perf"],
+                      "baseline_bias": scores.baseline["bias"], "scoring_s": round(scores.seconds, 3)})
+    worst = scores.table.sort_values("bias_delta").head(3)
+    print(f"scored {len(scores.table)} heads in {scores.seconds:.1f} s; baseline {perf.name} "
+          f"{scores.baseline['perf']:.4f}" + (f", {bias.name} {scores.baseline['bias']:.4f}" if bias else ""))
+    if bias is not None:
+        print("heads whose removal lowers bias most: " + ", ".join(
+            f"L{r.layer}H{r.head} ({r.bias_delta:+.4f})" for r in worst.itertuples()))
+    print(f"→ {args.out}/head_scores.parquet, run.json")
+    return 0
+
+
+def _load_run(folder: Path) -> tuple[pd.DataFrame, dict]:
+    table_path, meta_path = folder / "head_scores.parquet", folder / "run.json"
+    if not table_path.is_file() or not meta_path.is_file():
+        raise BiasLabError(f"{str(folder)!r} is not a finished heads run (needs head_scores.parquet and run.json)")
+    return pd.read_parquet(table_path), json.loads(meta_path.read_text())
+
+
+def select_command(args) -> int:
+    from ..heads.selection import head_magnitudes, pruned_spec, select
+    from ..store import write_text_atomic
+
+    table, meta = _load_run(args.run)
+    if args.rule in ("fasp", "bias") and table["bias"].isna().all():
+        raise BiasLabError(f"rule {args.rule!r} needs bias scores: score the heads with --bias")
+    options = {}
+    if args.rule == "magnitude":
+        from ..models import load_model
+
+        options["magnitudes"] = head_magnitudes(load_model(args.model or meta["config"].get("model")
+                                                           or _run_model(args.run), device="cpu"))
+    if args.rule == "random":
+        options["seed"] = args.seed
+    grid = select(table, args.rule, alpha=args.alpha, gamma=args.gamma, **options)
+    spec = pruned_spec(grid)
+    spec.save(args.out)
+    if args.grid:
+        write_text_atomic(args.grid, grid.to_csv(index=False))
+    counts = grid["status"].value_counts().to_dict()
+    print(f"{args.rule}: pruned {counts.get('pruned', 0)}, protected {counts.get('protected', 0)}, "
+          f"kept {counts.get('kept', 0)} of {len(grid)} heads → {args.out}")
+    return 0
+
+
+def _run_model(folder: Path) -> str:
+    from ..store import RunStore
+
+    return RunStore().get(str(folder)).model
+
+
+def importance_command(args) -> int:
+    from ..data import load_text
+    from ..heads.importance import gradient_importance, iterative_pruning
+    from ..store import RunStore, write_json_atomic, write_parquet_atomic
+
+    _positive(args, "limit", "batch_size")
+    if not args.perf_data:
+        raise BiasLabError("heads importance needs --perf-data: a text file whose loss the gates are scored on")
+    loaded = model_from_args(args)
+    texts = load_text(args.perf_data, limit=args.limit)
+    run = RunStore().start("head-importance", {"perf_data": args.perf_data, "limit": args.limit, "seed": args.seed,
+                                               "iterative": args.iterative, "fraction": args.fraction},
+                           model=loaded.source, artifact_dir=args.out)
+    with run:
+        table = gradient_importance(loaded, texts, batch_size=args.batch_size, seed=args.seed)
+        write_parquet_atomic(args.out / "importance.parquet", table)
+        summary = {"heads": len(table)}
+        if args.iterative:
+            perf, bias = _metrics(args, loaded)
+            bar = TqdmProgress("iterative pruning")
+            try:
+                curve = iterative_pruning(loaded, texts, perf, bias, fraction=args.fraction, steps=args.iterative,
+                                          batch_size=args.batch_size, seed=args.seed, progress=bar)
+            finally:
+                bar.close()
+            curve["heads"] = curve["heads"].map(json.dumps)
+            write_parquet_atomic(args.out / "iterative.parquet", curve)
+            summary["steps"] = int(curve["step"].max())
+        write_json_atomic(args.out / "run.json", {"id": run.id, "kind": "head-importance", "config": run.record.config})
+        run.complete(summary)
+    least = table.sort_values("importance").head(5)
+    print("least important heads: " + ", ".join(f"L{r.layer}H{r.head} ({r.importance:.3f})" for r in least.itertuples()))
+    print(f"→ {args.out}/importance.parquet" + (", iterative.parquet" if args.iterative else ""))
+    return 0

@@ -1,0 +1,95 @@
+"""Per-head ablation scores: the performance and bias metrics with each head ablated, and their
+deltas from the unablated model."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from ..errors import BiasLabError
+from ..interventions import HeadAblation, InterventionSpec, intervene
+from ..progress import CancelToken, report
+from .metrics import HeadMetric
+from .prefix import PrefixCache, PrefixMiss
+
+HEAD_COLUMNS = ["layer", "head", "perf", "perf_delta", "bias", "bias_delta", "importance"]
+
+
+@dataclass
+class HeadScores:
+    table: pd.DataFrame
+    baseline: dict
+    seconds: float
+
+
+def _measure(loaded, metric: HeadMetric | None, cache: PrefixCache | None, start: int) -> float:
+    if metric is None:
+        return float("nan")
+    if cache is None:
+        return metric(loaded)
+    try:
+        with cache.replay(start):
+            return metric(loaded)
+    except PrefixMiss:
+        return metric(loaded)
+
+
+def ablated_value(loaded, metric: HeadMetric | None, heads: list[tuple[int, int]], *,
+                  cache: PrefixCache | None = None) -> float:
+    """The metric with a set of heads ablated (from the lowest ablated layer on, if cached)."""
+    spec = InterventionSpec(heads=tuple(HeadAblation(l, h) for l, h in heads))
+    start = min((l for l, _ in heads), default=0)
+    with intervene(loaded, spec):
+        return _measure(loaded, metric, cache, start)
+
+
+def score_heads(loaded, perf: HeadMetric, bias: HeadMetric | None = None, *, layers: list[int] | None = None,
+                use_prefix_cache: bool = True, run=None, progress: Callable | None = None,
+                cancel: CancelToken | None = None) -> HeadScores:
+    """Ablate every head of ``layers`` (default all) one at a time.
+
+    ``importance`` is the ablation importance: how much the performance metric worsens without the
+    head (``perf_delta``). With ``run`` (a store run), each layer is a resumable unit."""
+    layers = list(range(loaded.num_layers)) if layers is None else layers
+    for layer in layers:
+        if not 0 <= layer < loaded.num_layers:
+            raise BiasLabError(f"layer {layer} is out of range, valid layers are 0–{loaded.num_layers - 1}")
+    started = time.perf_counter()
+    cache = PrefixCache(loaded) if use_prefix_cache else None
+    with loaded.lock:
+        with cache.record() if cache is not None else nullcontext():
+            base_perf = perf(loaded)
+            base_bias = bias(loaded) if bias is not None else float("nan")
+        baseline = {"perf": base_perf, "bias": base_bias, "perf_metric": perf.name,
+                    "bias_metric": bias.name if bias is not None else None}
+        total = len(layers) * loaded.num_heads
+        done = 0
+        collected: list[dict] = []
+        for layer in layers:
+            unit = f"layer{layer:03d}"
+            if run is not None and run.is_done(unit):
+                done += loaded.num_heads
+                continue
+            rows = []
+            for head in range(loaded.num_heads):
+                if cancel is not None:
+                    cancel.check()
+                p = ablated_value(loaded, perf, [(layer, head)], cache=cache)
+                b = ablated_value(loaded, bias, [(layer, head)], cache=cache)
+                rows.append({"layer": layer, "head": head, "perf": p, "perf_delta": p - base_perf, "bias": b,
+                             "bias_delta": b - base_bias, "importance": p - base_perf})
+                done += 1
+                report(progress, done, total, f"layer {layer} head {head}")
+            if run is not None:
+                run.save_unit(unit, pd.DataFrame(rows, columns=HEAD_COLUMNS))
+            collected.extend(rows)
+        if cache is not None:
+            cache.clear()
+    # With a run, layers finished before an interruption come from their stored units.
+    table = run.rows(order=[f"layer{layer:03d}" for layer in layers]) if run is not None \
+        else pd.DataFrame(collected, columns=HEAD_COLUMNS)
+    return HeadScores(table.reset_index(drop=True), baseline, time.perf_counter() - started)

@@ -1,0 +1,189 @@
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bias_lab.families import adapter_for, input_columns
+from bias_lab.heads.ablation import ablated_value, score_heads
+from bias_lab.heads.importance import gradient_importance, iterative_pruning
+from bias_lab.heads.metrics import HeadMetric, bias_metric, mlm_loss, perplexity
+from bias_lab.heads.selection import (baseline, effect_correlations, fasp, fasp_grid_sets, grid_matrix, head_magnitudes,
+                                      pruned_spec)
+from bias_lab.models import load_model
+from bias_lab.prompts import ig2_prompts
+
+from .conftest import ALL_FAMILIES, shared_path
+
+TEXTS = ["the doctor is here and she is very kind .", "this young person is honest .",
+         "a man and a woman work in the city .", "the old farmer drives a car .", "they are happy people ."]
+
+
+def _perf(loaded):
+    return mlm_loss(loaded, TEXTS) if loaded.kind == "masked" else perplexity(loaded, TEXTS, max_length=16, stride=8)
+
+
+def _zeroed_copy(loaded, layer, head):
+    clone = copy.copy(loaded)
+    clone.model = copy.deepcopy(loaded.model)
+    clone.adapter = adapter_for(clone.model)
+    projection = clone.adapter.attn_out(layer)
+    size = loaded.head_size
+    with torch.no_grad():
+        projection.weight[input_columns(projection, slice(head * size, (head + 1) * size))] = 0.0
+    return clone
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES)
+def test_ablation_score_equals_the_metric_of_a_zeroed_copy(tiny_loaded, family):
+    loaded = tiny_loaded(family)
+    perf = _perf(loaded)
+    scores = score_heads(loaded, perf)
+    assert len(scores.table) == loaded.num_layers * loaded.num_heads
+    assert scores.baseline["perf"] == pytest.approx(perf(loaded))
+    for layer, head in [(0, 1), (1, 3)]:
+        row = scores.table[(scores.table["layer"] == layer) & (scores.table["head"] == head)].iloc[0]
+        expected = perf(_zeroed_copy(loaded, layer, head))
+        assert row["perf"] == pytest.approx(expected, rel=1e-5)
+        assert row["perf_delta"] == pytest.approx(expected - scores.baseline["perf"], abs=1e-5)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "gpt2", "llama"])
+def test_cached_prefix_scoring_equals_full_forward_scoring(tiny_model_dir, family):
+    loaded = load_model(tiny_model_dir(family, layers=3), device="cpu")
+    perf = _perf(loaded)
+    bias = bias_metric(loaded, "ig2-gap", ig2_prompts("gender", "N", "female", "male", limit_modifiers=1)) \
+        if loaded.kind == "masked" else None
+    cached = score_heads(loaded, perf, bias, use_prefix_cache=True).table
+    naive = score_heads(loaded, perf, bias, use_prefix_cache=False).table
+    pd.testing.assert_frame_equal(cached, naive, check_exact=False, rtol=1e-6, atol=1e-9)
+
+
+def _plant_head(loaded, texts, d1, head=2, strength=100.0, logit=12.0):
+    """Head `head` of the last layer writes a large constant vector; d1's output row is aligned with it."""
+    layer = loaded.num_layers - 1
+    size = loaded.head_size
+    rows = slice(head * size, (head + 1) * size)
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.randn(loaded.hidden_size, generator=generator)
+    direction /= direction.norm()
+    value = loaded.adapter.attention_projections(layer)["value"]
+    output = loaded.adapter.attn_out(layer)
+    with torch.no_grad():
+        value.weight[rows] = 0.0
+        value.bias[rows] = 1.0
+        output.weight[input_columns(output, rows)] = (strength / size) * direction[:, None]
+        decoder = loaded.model.get_output_embeddings()
+        batch = loaded.tokenizer(texts, return_tensors="pt", padding=True)
+        captured = {}
+        handle = decoder.register_forward_pre_hook(lambda m, a: captured.update(x=a[0]))
+        loaded.model(**batch)
+        handle.remove()
+        target = captured["x"][batch["input_ids"] == loaded.mask_token_id].mean(dim=0)
+        decoder.weight[d1] = logit * target / target.norm() ** 2
+    return layer, head
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert"])
+def test_planted_head_is_ranked_first_and_ablating_it_removes_the_effect(tiny_model_dir, family):
+    from bias_lab.prompts import prepare_prompts
+
+    loaded = load_model(tiny_model_dir(family), device="cpu")
+    prompts = ig2_prompts("gender", "N", "female", "male", limit_modifiers=2)
+    prepared = prepare_prompts(loaded, prompts).prompts
+    site = _plant_head(loaded, [p.text for p in prepared], prepared[0].d1_id)
+    bias = bias_metric(loaded, "ig2-gap", prompts)
+    planted = bias(loaded)
+    assert planted > 0.5
+    scores = score_heads(loaded, mlm_loss(loaded, TEXTS), bias).table
+    first = scores.sort_values("bias_delta").iloc[0]
+    assert (int(first["layer"]), int(first["head"])) == site
+    assert first["bias"] <= 0.1 * planted
+
+
+def test_fasp_on_the_published_gpt2_scores():
+    data = json.loads(shared_path("data", "fasp", "head_contributions.json").read_text())["gpt2"]
+    table = pd.DataFrame({"layer": [i // 12 for i in range(144)], "head": [i % 12 for i in range(144)],
+                          "perf": data["cont_to_ppl"], "bias": data["cont_to_gender_and_sex_bias"]})
+    grid = fasp(table, alpha=0.1, gamma=0.3)
+    # By hand from the rule: ⌊0.3·144⌋ = 43 heads with the highest perplexity after removal are
+    # protected (the 43rd has 45.106, the 44th 45.069); of the other 101, the ⌊0.1·144⌋ = 14 with the
+    # lowest gender-and-sex bias after removal are pruned (the 14th 0.39201, the 15th 0.39230).
+    expected = [11, 26, 49, 55, 57, 71, 89, 92, 99, 104, 118, 133, 135, 137]
+    pruned = grid[grid["status"] == "pruned"]
+    assert sorted((pruned["layer"] * 12 + pruned["head"]).tolist()) == expected
+    assert (grid["status"] == "protected").sum() == 43
+    spec = pruned_spec(grid)
+    assert [(h.layer, h.head) for h in spec.heads][:3] == [(0, 11), (2, 2), (4, 1)]
+    assert grid_matrix(grid).shape == (12, 12)
+    sets = fasp_grid_sets(table, [0.0, 0.1], [0.3, 0.5])
+    assert sets.set_index(["alpha", "gamma"]).loc[(0.1, 0.3), "count"] == 14
+    assert sets.set_index(["alpha", "gamma"]).loc[(0.0, 0.5), "count"] == 0
+    correlations = effect_correlations(pd.DataFrame({k: data[f"cont_to_{k}_bias"] for k in ("gender_and_sex", "race_ethnicity")}),
+                                       ["gender_and_sex", "race_ethnicity"])
+    assert correlations.shape == (2, 2) and correlations.iloc[0, 0] == pytest.approx(1.0)
+
+
+def test_baselines():
+    table = pd.DataFrame({"layer": [0, 0, 1, 1], "head": [0, 1, 0, 1], "perf": [5.0, 1.0, 3.0, 2.0],
+                          "bias": [0.1, 0.4, 0.3, 0.2]})
+    assert baseline(table, "performance", 0.5).query("status == 'pruned'")["perf"].tolist() == [1.0, 2.0]
+    assert baseline(table, "bias", 0.25).query("status == 'pruned'")["bias"].tolist() == [0.1]
+    first = baseline(table, "random", 0.5, seed=3).query("status == 'pruned'").index.tolist()
+    assert first == baseline(table, "random", 0.5, seed=3).query("status == 'pruned'").index.tolist()
+    magnitude = baseline(table, "magnitude", 0.25, magnitudes=pd.Series([4.0, 3.0, 0.5, 9.0]))
+    assert magnitude.query("status == 'pruned'")[["layer", "head"]].values.tolist() == [[1, 0]]
+    with pytest.raises(Exception, match="alpha 1.5 must be between 0 and 1"):
+        fasp(table, 1.5, 0.1)
+    with pytest.raises(Exception, match="select more than the 4 heads"):
+        fasp(table, 0.75, 0.5)
+
+
+def test_head_magnitudes_by_hand(tiny_loaded):
+    loaded = tiny_loaded("gpt2")  # Conv1D stores [in, out]: a head is a block of rows
+    magnitudes = head_magnitudes(loaded)
+    weight = loaded.adapter.attn_out(1).weight.detach()
+    assert magnitudes[loaded.num_heads + 2] == pytest.approx(float(weight[16:24].norm()))
+
+
+def test_michel_importance_is_the_accumulated_absolute_gate_gradient(tiny_model_dir):
+    loaded = load_model(tiny_model_dir("bert"), device="cpu")
+    loaded.model.double()
+    raw = gradient_importance(loaded, TEXTS[:2], batch_size=1, normalize=False)
+    # Oracle: per sentence, the central difference of the loss in one gate, |·| summed over sentences.
+    from bias_lab.heads.importance import _gate_hooks, _losses
+
+    def batch_losses(gates):
+        handles = _gate_hooks(loaded, gates)
+        try:
+            with torch.no_grad():
+                return [float(loss) for loss in _losses(loaded, TEXTS[:2], 1, 0)]
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    for layer, head in [(0, 0), (1, 2)]:
+        plus, minus = torch.ones(2, 4, dtype=torch.float64), torch.ones(2, 4, dtype=torch.float64)
+        plus[layer, head] += 1e-5
+        minus[layer, head] -= 1e-5
+        expected = sum(abs(p - m) / 2e-5 for p, m in zip(batch_losses(plus), batch_losses(minus)))
+        got = raw[(raw["layer"] == layer) & (raw["head"] == head)]["importance"].item()
+        assert got == pytest.approx(expected, rel=1e-4)
+    normalized = gradient_importance(loaded, TEXTS[:2], batch_size=1)
+    assert normalized["importance"].min() == pytest.approx(0) and normalized["importance"].max() == pytest.approx(1)
+    pruned = gradient_importance(loaded, TEXTS[:2], pruned=[(0, 1)])
+    assert np.isnan(pruned.loc[1, "importance"]) and pruned["importance"].notna().sum() == 7
+
+
+def test_iterative_pruning_curve(tiny_loaded):
+    loaded = tiny_loaded("gpt2")
+    perf = perplexity(loaded, TEXTS, max_length=16, stride=8)
+    bias = HeadMetric("toy", lambda owner: perf(owner) / 10)
+    curve = iterative_pruning(loaded, TEXTS, perf, bias, fraction=0.25, steps=3)
+    assert curve["pruned"].tolist() == [0, 2, 4, 6]
+    assert curve.loc[0, "perf"] == pytest.approx(perf(loaded))
+    last = curve.iloc[-1]["heads"]
+    assert len(set(map(tuple, last))) == 6
+    assert curve.loc[3, "perf"] == pytest.approx(ablated_value(loaded, perf, [tuple(h) for h in last]))
