@@ -23,6 +23,13 @@ def start_at_layer(loaded, start: int, replace_input: Callable[[torch.Tensor], t
     parent = _get_submodule(adapter.base, path.rsplit(".", 1)[0]) if "." in path else adapter.base
     name = path.rsplit(".", 1)[-1]
     original = getattr(parent, name)
+    if start == len(original):  # no layer runs at all: the caller replaces the base model's output
+        setattr(parent, name, nn.ModuleList())
+        try:
+            yield
+        finally:
+            setattr(parent, name, original)
+        return
     first = original[start]
 
     def swap_input(module, args, kwargs):

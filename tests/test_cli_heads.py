@@ -59,22 +59,22 @@ def test_heads_score_select_importance(capsys, tiny_model_dir, files, tmp_path):
 def test_interrupted_head_scoring_resumes_per_layer(capsys, tiny_model_dir, files, tmp_path, monkeypatch):
     text, prompts = files
     out = tmp_path / "heads"
-    real = ablation.ablated_value
+    real = ablation._layer_values
     calls = []
 
-    def stop_in_second_layer(loaded, metric, heads, **kwargs):
-        calls.append(heads[0])
-        if heads[0][0] == 1:
+    def stop_in_second_layer(loaded, metric, layer, *args):
+        calls.append(layer)
+        if layer == 1:
             raise KeyboardInterrupt
-        return real(loaded, metric, heads, **kwargs)
+        return real(loaded, metric, layer, *args)
 
-    monkeypatch.setattr(ablation, "ablated_value", stop_in_second_layer)
+    monkeypatch.setattr(ablation, "_layer_values", stop_in_second_layer)
     assert _score(tiny_model_dir("distilbert"), text, prompts, out) == 130
     assert RunStore().get(str(out)).status == "interrupted"
     calls.clear()
-    monkeypatch.setattr(ablation, "ablated_value", lambda *a, **k: (calls.append(a[2][0]), real(*a, **k))[1])
+    monkeypatch.setattr(ablation, "_layer_values", lambda *a: (calls.append(a[2]), real(*a))[1])
     assert _score(tiny_model_dir("distilbert"), text, prompts, out) == 0
-    assert {layer for layer, _ in calls} == {1}
+    assert set(calls) == {1}
     table = pd.read_parquet(out / "head_scores.parquet")
     assert len(table) == 8 and not table.duplicated(["layer", "head"]).any()
 
@@ -103,3 +103,16 @@ def test_causal_models_refuse_mlm_loss(capsys, tiny_model_dir, files, tmp_path):
     assert code == 2 and "mlm-loss needs a masked LM" in capsys.readouterr().err
     assert main(["heads", "--model", str(tiny_model_dir("gpt2")), "--perf", "perplexity", "--perf-data", str(text),
                  "--out", str(tmp_path / "p")]) == 0
+
+
+def test_tradeoff_command(capsys, tiny_model_dir, files, tmp_path):
+    text, prompts = files
+    out = tmp_path / "heads"
+    assert _score(tiny_model_dir("bert"), text, prompts, out) == 0
+    table = tmp_path / "tradeoff.csv"
+    code = main(["heads", "tradeoff", "--run", str(out), "--perf", "mlm-loss", "--perf-data", str(text), "--bias",
+                 "ig2-gap", "--bias-data", str(prompts), "--alphas", "0", "0.25", "--gammas", "0.25", "--out", str(table)])
+    assert code == 0, capsys.readouterr().err
+    points = pd.read_csv(table)
+    assert points[["alpha", "gamma", "count"]].values.tolist() == [[0.0, 0.25, 0], [0.25, 0.25, 2]]
+    assert {"perf", "bias", "pruned"} <= set(points.columns)

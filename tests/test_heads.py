@@ -56,9 +56,14 @@ def test_cached_prefix_scoring_equals_full_forward_scoring(tiny_model_dir, famil
     perf = _perf(loaded)
     bias = bias_metric(loaded, "ig2-gap", ig2_prompts("gender", "N", "female", "male", limit_modifiers=1)) \
         if loaded.kind == "masked" else None
-    cached = score_heads(loaded, perf, bias, use_prefix_cache=True).table
-    naive = score_heads(loaded, perf, bias, use_prefix_cache=False).table
-    pd.testing.assert_frame_equal(cached, naive, check_exact=False, rtol=1e-6, atol=1e-9)
+    naive = score_heads(loaded, perf, bias, use_prefix_cache=False, ablations_per_pass=1).table
+    cached = score_heads(loaded, perf, bias, use_prefix_cache=True, ablations_per_pass=1).table
+    pd.testing.assert_frame_equal(cached, naive, check_exact=True)
+    for per_pass in (4, 3):  # all heads of a layer in one replicated pass; passes of 3 and 1
+        batched = score_heads(loaded, perf, bias, use_prefix_cache=True, ablations_per_pass=per_pass).table
+        pd.testing.assert_frame_equal(batched, naive, check_exact=False, rtol=1e-5, atol=1e-9)
+    uncached_batched = score_heads(loaded, perf, bias, use_prefix_cache=False, ablations_per_pass=4).table
+    pd.testing.assert_frame_equal(uncached_batched, naive, check_exact=False, rtol=1e-5, atol=1e-9)
 
 
 def _plant_head(loaded, texts, d1, head=2, strength=100.0, logit=12.0):
@@ -187,3 +192,28 @@ def test_iterative_pruning_curve(tiny_loaded):
     last = curve.iloc[-1]["heads"]
     assert len(set(map(tuple, last))) == 6
     assert curve.loc[3, "perf"] == pytest.approx(ablated_value(loaded, perf, [tuple(h) for h in last]))
+
+
+def test_iterative_pruning_by_ablation_removes_the_cheapest_heads(tiny_loaded):
+    loaded = tiny_loaded("bert")
+    perf = mlm_loss(loaded, TEXTS)
+    curve = iterative_pruning(loaded, TEXTS, perf, fraction=0.25, steps=1, scores="ablation")
+    single = score_heads(loaded, perf).table.sort_values(["perf", "layer", "head"])
+    expected = [(int(r.layer), int(r.head)) for r in single.head(2).itertuples()]
+    assert [tuple(h) for h in curve.iloc[1]["heads"]] == expected
+
+
+def test_fasp_tradeoff_evaluates_each_pruned_set_once(tiny_loaded):
+    from bias_lab.heads.selection import fasp_tradeoff
+
+    loaded = tiny_loaded("bert")
+    perf = mlm_loss(loaded, TEXTS)
+    calls = []
+    bias = HeadMetric("toy", lambda owner: calls.append(1) or perf(owner) / 2)
+    table = score_heads(loaded, perf, bias).table
+    calls.clear()
+    points = fasp_tradeoff(loaded, table, perf, bias, alphas=[0.0, 0.125, 0.25], gammas=[0.25, 0.5])
+    assert len(points) == 6 and len(calls) == len({tuple(map(tuple, p)) for p in points["pruned"]})
+    row = points[(points["alpha"] == 0.25) & (points["gamma"] == 0.25)].iloc[0]
+    assert row["perf"] == pytest.approx(ablated_value(loaded, perf, [tuple(h) for h in row["pruned"]]))
+    assert points[points["alpha"] == 0.0]["perf"].nunique() == 1

@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     _add_metric_arguments(parser)
     parser.add_argument("--out", type=Path, help="run folder (re-running into it resumes)")
     parser.add_argument("--no-prefix-cache", action="store_true", help="recompute the layers below the ablated one")
+    parser.add_argument("--ablations-per-pass", type=int, help="heads of a layer ablated in one replicated pass "
+                                                               "(default: all; 1 = one pass per head)")
     parser.set_defaults(handler=score_command)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
 
@@ -52,8 +54,19 @@ def register(subparsers) -> None:
     importance.add_argument("--iterative", type=int, default=0, metavar="STEPS",
                             help="also prune iteratively for STEPS steps and record perf/bias per step")
     importance.add_argument("--fraction", type=float, default=0.1, help="share of heads removed per step")
+    importance.add_argument("--scores", default="gradient", choices=("gradient", "ablation"),
+                            help="iterative pruning re-scores heads by gradient importance or by ablation")
     importance.add_argument("--out", type=Path, required=True, help="output folder")
     importance.set_defaults(handler=importance_command)
+
+    tradeoff = actions.add_parser("tradeoff", help="FASP over a grid of alpha and gamma: perf and bias of each pruned model")
+    tradeoff.add_argument("--run", type=Path, required=True, help="folder of a `bias-lab heads` run")
+    add_model_arguments(tradeoff)
+    _add_metric_arguments(tradeoff)
+    tradeoff.add_argument("--alphas", type=float, nargs="+", help="default 0, 0.02 … 0.2")
+    tradeoff.add_argument("--gammas", type=float, nargs="+", help="default 0.2 … 0.7")
+    tradeoff.add_argument("--out", type=Path, required=True, help="table (.csv or .parquet)")
+    tradeoff.set_defaults(handler=tradeoff_command)
 
 
 def _positive(args, *names) -> None:
@@ -95,7 +108,7 @@ def score_command(args) -> int:
     from ..provenance import provenance
     from ..store import RunStore
 
-    _positive(args, "limit", "batch_size")
+    _positive(args, "limit", "batch_size", "ablations_per_pass")
     if args.out is None:
         raise BiasLabError("give --out DIR for the head scores (or use `heads select` / `heads importance`)")
     loaded = model_from_args(args)
@@ -107,7 +120,8 @@ def score_command(args) -> int:
     bar = TqdmProgress("heads")
     with run:
         try:
-            scores = score_heads(loaded, perf, bias, use_prefix_cache=not args.no_prefix_cache, run=run, progress=bar)
+            scores = score_heads(loaded, perf, bias, use_prefix_cache=not args.no_prefix_cache,
+                                 ablations_per_pass=args.ablations_per_pass, run=run, progress=bar)
         finally:
             bar.close()
         run.write_parquet("head_scores.parquet", scores.table)
@@ -188,7 +202,8 @@ def importance_command(args) -> int:
             bar = TqdmProgress("iterative pruning")
             try:
                 curve = iterative_pruning(loaded, texts, perf, bias, fraction=args.fraction, steps=args.iterative,
-                                          batch_size=args.batch_size, seed=args.seed, progress=bar)
+                                          batch_size=args.batch_size, seed=args.seed, scores=args.scores,
+                                          progress=bar)
             finally:
                 bar.close()
             curve["heads"] = curve["heads"].map(json.dumps)
@@ -199,4 +214,31 @@ def importance_command(args) -> int:
     least = table.sort_values("importance").head(5)
     print("least important heads: " + ", ".join(f"L{r.layer}H{r.head} ({r.importance:.3f})" for r in least.itertuples()))
     print(f"→ {args.out}/importance.parquet" + (", iterative.parquet" if args.iterative else ""))
+    return 0
+
+
+def tradeoff_command(args) -> int:
+    from ..heads.selection import fasp_tradeoff
+    from ..store import write_parquet_atomic, write_text_atomic
+
+    _positive(args, "limit", "batch_size")
+    table, _ = _load_run(args.run)
+    if table["bias"].isna().all():
+        raise BiasLabError("the trade-off needs bias scores: score the heads with --bias")
+    if args.model is None:
+        args.model = _run_model(args.run)
+    loaded = model_from_args(args)
+    perf, bias = _metrics(args, loaded)
+    bar = TqdmProgress("pruned models")
+    try:
+        points = fasp_tradeoff(loaded, table, perf, bias, args.alphas, args.gammas, progress=bar)
+    finally:
+        bar.close()
+    if args.out.suffix == ".parquet":
+        write_parquet_atomic(args.out, points.assign(pruned=points["pruned"].map(json.dumps)))
+    else:
+        write_text_atomic(args.out, points.assign(pruned=points["pruned"].map(json.dumps)).to_csv(index=False))
+    best = points.sort_values(["bias", "perf"]).iloc[0]
+    print(f"{len(points)} grid points, {points['pruned'].map(json.dumps).nunique()} distinct pruned sets; lowest bias "
+          f"{best['bias']:.4f} at alpha {best['alpha']}, gamma {best['gamma']} (perf {best['perf']:.4f}) → {args.out}")
     return 0

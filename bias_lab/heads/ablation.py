@@ -47,13 +47,45 @@ def ablated_value(loaded, metric: HeadMetric | None, heads: list[tuple[int, int]
         return _measure(loaded, metric, cache, start)
 
 
+def _layer_values(loaded, metric: HeadMetric | None, layer: int, cache: PrefixCache | None,
+                  per_pass: int, cancel: CancelToken | None) -> list[float]:
+    """The metric with each head of ``layer`` ablated, ``per_pass`` ablations sharing a pass."""
+    from .batched import ReplicatedAblation
+
+    heads = list(range(loaded.num_heads))
+    if metric is None:
+        return [float("nan")] * len(heads)
+    values: list[float] = []
+    for start in range(0, len(heads), per_pass):
+        if cancel is not None:
+            cancel.check()
+        chunk = heads[start:start + per_pass]
+        if len(chunk) > 1:
+            try:
+                values.extend(ReplicatedAblation(loaded, cache, layer, chunk).values(metric))
+                continue
+            except PrefixMiss:
+                pass  # the metric batches differently from pass to pass: score these heads one by one
+        values.extend(ablated_value(loaded, metric, [(layer, head)], cache=cache) for head in chunk)
+    return values
+
+
 def score_heads(loaded, perf: HeadMetric, bias: HeadMetric | None = None, *, layers: list[int] | None = None,
-                use_prefix_cache: bool = True, run=None, progress: Callable | None = None,
-                cancel: CancelToken | None = None) -> HeadScores:
+                use_prefix_cache: bool = True, ablations_per_pass: int | None = None, run=None,
+                progress: Callable | None = None, cancel: CancelToken | None = None) -> HeadScores:
     """Ablate every head of ``layers`` (default all) one at a time.
 
+    Layers below the ablated one come from a recorded pass (``use_prefix_cache``), and
+    ``ablations_per_pass`` heads of a layer are ablated in one replicated pass — by default all of
+    them on a GPU and one on a CPU, where the larger batches were measured slower
+    (bench/RESULTS.md).
     ``importance`` is the ablation importance: how much the performance metric worsens without the
     head (``perf_delta``). With ``run`` (a store run), each layer is a resumable unit."""
+    if ablations_per_pass is None:
+        ablations_per_pass = loaded.num_heads if loaded.device.type in ("cuda", "mps") else 1
+    per_pass = ablations_per_pass
+    if per_pass < 1:
+        raise BiasLabError(f"ablations per pass {per_pass} must be at least 1")
     layers = list(range(loaded.num_layers)) if layers is None else layers
     for layer in layers:
         if not 0 <= layer < loaded.num_layers:
@@ -74,16 +106,13 @@ def score_heads(loaded, perf: HeadMetric, bias: HeadMetric | None = None, *, lay
             if run is not None and run.is_done(unit):
                 done += loaded.num_heads
                 continue
-            rows = []
-            for head in range(loaded.num_heads):
-                if cancel is not None:
-                    cancel.check()
-                p = ablated_value(loaded, perf, [(layer, head)], cache=cache)
-                b = ablated_value(loaded, bias, [(layer, head)], cache=cache)
-                rows.append({"layer": layer, "head": head, "perf": p, "perf_delta": p - base_perf, "bias": b,
-                             "bias_delta": b - base_bias, "importance": p - base_perf})
-                done += 1
-                report(progress, done, total, f"layer {layer} head {head}")
+            perf_values = _layer_values(loaded, perf, layer, cache, per_pass, cancel)
+            bias_values = _layer_values(loaded, bias, layer, cache, per_pass, cancel)
+            rows = [{"layer": layer, "head": head, "perf": p, "perf_delta": p - base_perf, "bias": b,
+                     "bias_delta": b - base_bias, "importance": p - base_perf}
+                    for head, (p, b) in enumerate(zip(perf_values, bias_values))]
+            done += loaded.num_heads
+            report(progress, done, total, f"layer {layer}")
             if run is not None:
                 run.save_unit(unit, pd.DataFrame(rows, columns=HEAD_COLUMNS))
             collected.extend(rows)

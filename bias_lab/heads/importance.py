@@ -81,13 +81,29 @@ def gradient_importance(loaded, texts: list[str], *, pruned: list[tuple[int, int
                          "importance": importance.reshape(-1).numpy()})
 
 
+def _ablation_importance(loaded, perf: HeadMetric, pruned: list[tuple[int, int]]) -> pd.DataFrame:
+    """How much the performance metric worsens when each remaining head is removed as well."""
+    from .ablation import ablated_value
+
+    rows = []
+    for layer in range(loaded.num_layers):
+        for head in range(loaded.num_heads):
+            if (layer, head) not in pruned:
+                rows.append({"layer": layer, "head": head,
+                             "importance": ablated_value(loaded, perf, pruned + [(layer, head)])})
+    return pd.DataFrame(rows)
+
+
 def iterative_pruning(loaded, texts: list[str], perf: HeadMetric, bias: HeadMetric | None = None, *,
                       fraction: float = 0.1, steps: int = 5, batch_size: int | None = None, seed: int = 0,
-                      progress: Callable | None = None, cancel=None) -> pd.DataFrame:
-    """Remove the least important ``fraction`` of the heads, re-score importance, repeat; the curve
-    of performance and bias after every step (step 0 = the unpruned model)."""
+                      scores: str = "gradient", progress: Callable | None = None, cancel=None) -> pd.DataFrame:
+    """Remove the least important ``fraction`` of the heads, re-score the rest, repeat; the curve
+    of performance and bias after every step (step 0 = the unpruned model). ``scores`` is
+    ``gradient`` (Michel et al.) or ``ablation`` (the performance metric with the head removed)."""
     if not 0 < fraction < 1:
         raise BiasLabError(f"fraction {fraction} must be between 0 and 1")
+    if scores not in ("gradient", "ablation"):
+        raise BiasLabError(f"unknown importance scores {scores!r}: use 'gradient' or 'ablation'")
     total = loaded.num_layers * loaded.num_heads
     per_step = max(1, int(round(fraction * total)))
     pruned: list[tuple[int, int]] = []
@@ -102,7 +118,11 @@ def iterative_pruning(loaded, texts: list[str], perf: HeadMetric, bias: HeadMetr
         report(progress, step, steps)
         if step == steps or len(pruned) + per_step >= total:
             break
-        scores = gradient_importance(loaded, texts, pruned=pruned, batch_size=batch_size, seed=seed).dropna()
-        least = scores.sort_values(["importance", "layer", "head"]).head(per_step)
+        if scores == "gradient":
+            table = gradient_importance(loaded, texts, pruned=pruned, batch_size=batch_size, seed=seed).dropna()
+        else:
+            with loaded.lock:
+                table = _ablation_importance(loaded, perf, pruned)
+        least = table.sort_values(["importance", "layer", "head"]).head(per_step)
         pruned.extend((int(r.layer), int(r.head)) for r in least.itertuples())
     return pd.DataFrame(rows)

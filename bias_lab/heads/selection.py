@@ -127,3 +127,27 @@ def default_alphas() -> list[float]:
 
 def default_gammas() -> list[float]:
     return [round(g, 1) for g in np.arange(0.2, 0.701, 0.1)]
+
+
+def fasp_tradeoff(loaded, table: pd.DataFrame, perf, bias, alphas=None, gammas=None, *, progress=None,
+                  cancel=None) -> pd.DataFrame:
+    """Every (α, γ) of a FASP grid with the performance and bias of the model pruned that way —
+    the data of the trade-off plot. Grid points that prune the same heads are evaluated once."""
+    from ..progress import report
+    from .ablation import ablated_value
+
+    sets = fasp_grid_sets(table, alphas if alphas is not None else default_alphas(),
+                          gammas if gammas is not None else default_gammas())
+    measured: dict[tuple, tuple[float, float]] = {}
+    unique = list(dict.fromkeys(sets["pruned"]))
+    with loaded.lock:
+        for number, pruned in enumerate(unique):
+            if cancel is not None:
+                cancel.check()
+            measured[pruned] = (ablated_value(loaded, perf, list(pruned)),
+                                ablated_value(loaded, bias, list(pruned)) if bias is not None else float("nan"))
+            report(progress, number + 1, len(unique))
+    sets["perf"] = [measured[p][0] for p in sets["pruned"]]
+    sets["bias"] = [measured[p][1] for p in sets["pruned"]]
+    sets["pruned"] = sets["pruned"].map(lambda heads: [list(h) for h in heads])
+    return sets
