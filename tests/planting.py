@@ -1,9 +1,10 @@
-"""Tiny models with a planted bias neuron: the ground truth for the planted-effect tests.
+"""Tiny models with a planted bias neuron or head: the ground truth for the planted-effect tests.
 
-The planted neuron of the last layer fires (≈3) at every position and writes a large vector v into
-the residual stream, so the layer's output at the mask is ≈ LayerNorm(v) whatever the prompt. The
-output-embedding row of d1 is then aligned with what the LM head makes of that, so that P(d1) is
-large exactly when the neuron fires; d2 keeps its random row. The gap is the neuron's doing.
+The planted site writes a large vector into the residual stream of the last layer at every
+position. The output-embedding row of d1 is then set so that its logit is ≈ 0 on the unplanted
+model and ≈ 12 with the site active: the row points along the change the site makes to the LM
+head's input at the mask, and the row's bias cancels what the unplanted input contributes. d2 keeps
+its random row, so the gap P(d1) − P(d2) is the site's doing.
 """
 
 import torch
@@ -11,7 +12,8 @@ import torch
 from bias_lab.families import input_columns
 
 
-def _decoder_inputs(loaded, texts: list[str]) -> torch.Tensor:
+def decoder_inputs(loaded, texts: list[str]) -> torch.Tensor:
+    """Mean input of the LM head's output projection at the mask positions of ``texts``."""
     decoder = loaded.model.get_output_embeddings()
     batch = loaded.tokenizer(texts, return_tensors="pt", padding=True)
     captured = {}
@@ -21,24 +23,48 @@ def _decoder_inputs(loaded, texts: list[str]) -> torch.Tensor:
             loaded.model(**batch)
     finally:
         handle.remove()
-    mask = batch["input_ids"] == loaded.mask_token_id
-    return captured["x"][mask]
+    return captured["x"][batch["input_ids"] == loaded.mask_token_id].mean(dim=0)
 
 
-def plant_bias_neuron(loaded, texts: list[str], d1: int, neuron: int = 7, strength: float = 100.0,
-                      logit: float = 12.0, seed: int = 0) -> tuple[int, int]:
-    """Plant a neuron that pushes d1 over d2 in the last layer; returns (layer, neuron)."""
+def _direction(size: int, seed: int = 0) -> torch.Tensor:
+    vector = torch.randn(size, generator=torch.Generator().manual_seed(seed))
+    return vector / vector.norm()
+
+
+def align_token(loaded, d1: int, before: torch.Tensor, after: torch.Tensor, logit: float = 12.0) -> None:
+    change = after - before
+    decoder = loaded.model.get_output_embeddings()
+    with torch.no_grad():
+        decoder.weight[d1] = logit * change / change.norm() ** 2
+        decoder.bias[d1] = -float(decoder.weight[d1] @ before)
+
+
+def plant_bias_neuron(loaded, texts: list[str], d1: int, neuron: int = 7, strength: float = 100.0) -> tuple[int, int]:
+    """FFN neuron ``neuron`` of the last layer fires (≈3) everywhere and pushes d1; returns (layer, neuron)."""
     layer = loaded.num_layers - 1
-    generator = torch.Generator().manual_seed(seed)
-    direction = torch.randn(loaded.hidden_size, generator=generator)
-    direction /= direction.norm()
+    before = decoder_inputs(loaded, texts)
     with torch.no_grad():
         for projection in loaded.adapter.ffn_in(layer):
             projection.weight[neuron] = 0.0
             projection.bias[neuron] = 3.0
         output = loaded.adapter.ffn_out(layer)
-        output.weight[input_columns(output, neuron)] = strength / 3.0 * direction
-        target = _decoder_inputs(loaded, texts).mean(dim=0)
-        decoder = loaded.model.get_output_embeddings()
-        decoder.weight[d1] = logit * target / target.norm() ** 2
+        output.weight[input_columns(output, neuron)] = strength / 3.0 * _direction(loaded.hidden_size)
+    align_token(loaded, d1, before, decoder_inputs(loaded, texts))
     return layer, neuron
+
+
+def plant_bias_head(loaded, texts: list[str], d1: int, head: int = 2, strength: float = 100.0) -> tuple[int, int]:
+    """Head ``head`` of the last layer outputs a constant (its values do not depend on the input)
+    that the output projection turns into a large vector pushing d1; returns (layer, head)."""
+    layer = loaded.num_layers - 1
+    size = loaded.head_size
+    rows = slice(head * size, (head + 1) * size)
+    before = decoder_inputs(loaded, texts)
+    value = loaded.adapter.attention_projections(layer)["value"]
+    output = loaded.adapter.attn_out(layer)
+    with torch.no_grad():
+        value.weight[rows] = 0.0
+        value.bias[rows] = 1.0
+        output.weight[input_columns(output, rows)] = (strength / size) * _direction(loaded.hidden_size)[:, None]
+    align_token(loaded, d1, before, decoder_inputs(loaded, texts))
+    return layer, head

@@ -16,6 +16,7 @@ from bias_lab.models import load_model
 from bias_lab.prompts import ig2_prompts
 
 from .conftest import ALL_FAMILIES, shared_path
+from .planting import plant_bias_head
 
 TEXTS = ["the doctor is here and she is very kind .", "this young person is honest .",
          "a man and a woman work in the city .", "the old farmer drives a car .", "they are happy people ."]
@@ -66,39 +67,14 @@ def test_cached_prefix_scoring_equals_full_forward_scoring(tiny_model_dir, famil
     pd.testing.assert_frame_equal(uncached_batched, naive, check_exact=False, rtol=1e-5, atol=1e-9)
 
 
-def _plant_head(loaded, texts, d1, head=2, strength=100.0, logit=12.0):
-    """Head `head` of the last layer writes a large constant vector; d1's output row is aligned with it."""
-    layer = loaded.num_layers - 1
-    size = loaded.head_size
-    rows = slice(head * size, (head + 1) * size)
-    generator = torch.Generator().manual_seed(0)
-    direction = torch.randn(loaded.hidden_size, generator=generator)
-    direction /= direction.norm()
-    value = loaded.adapter.attention_projections(layer)["value"]
-    output = loaded.adapter.attn_out(layer)
-    with torch.no_grad():
-        value.weight[rows] = 0.0
-        value.bias[rows] = 1.0
-        output.weight[input_columns(output, rows)] = (strength / size) * direction[:, None]
-        decoder = loaded.model.get_output_embeddings()
-        batch = loaded.tokenizer(texts, return_tensors="pt", padding=True)
-        captured = {}
-        handle = decoder.register_forward_pre_hook(lambda m, a: captured.update(x=a[0]))
-        loaded.model(**batch)
-        handle.remove()
-        target = captured["x"][batch["input_ids"] == loaded.mask_token_id].mean(dim=0)
-        decoder.weight[d1] = logit * target / target.norm() ** 2
-    return layer, head
-
-
-@pytest.mark.parametrize("family", ["bert", "distilbert"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])
 def test_planted_head_is_ranked_first_and_ablating_it_removes_the_effect(tiny_model_dir, family):
     from bias_lab.prompts import prepare_prompts
 
     loaded = load_model(tiny_model_dir(family), device="cpu")
     prompts = ig2_prompts("gender", "N", "female", "male", limit_modifiers=2)
     prepared = prepare_prompts(loaded, prompts).prompts
-    site = _plant_head(loaded, [p.text for p in prepared], prepared[0].d1_id)
+    site = plant_bias_head(loaded, [p.text for p in prepared], prepared[0].d1_id)
     bias = bias_metric(loaded, "ig2-gap", prompts)
     planted = bias(loaded)
     assert planted > 0.5
