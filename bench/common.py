@@ -30,6 +30,25 @@ def bert_base_folder(folder: Path) -> Path:
     return build_tiny_model("bert", folder, layers=12, hidden=768, heads=12, ffn=3072, vocab_file=vocab)
 
 
+def bench_parser(doc: str):
+    """The arguments every benchmark takes: --device and --model-dir (where the model is built once)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--model-dir", type=Path, help="where to build/keep the BERT-base-shaped model")
+    return parser
+
+
+def load_bench_model(args):
+    import tempfile
+
+    from bias_lab.models import load_model
+
+    folder = args.model_dir or Path(tempfile.mkdtemp()) / "bert-base-random"
+    return load_model(bert_base_folder(folder), device=args.device)
+
+
 def machine_line(device) -> str:
     from bias_lab.device import device_description
 

@@ -7,31 +7,25 @@ bias-bench), over the 2106 dev examples on a BERT-base-shaped model; identical s
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from common import SHARED, bert_base_folder, machine_line, timed
+from common import SHARED, bench_parser, load_bench_model, machine_line, timed
 
 from bias_lab.data import load_stereoset
 from bias_lab.evaluation import evaluate
-from bias_lab.models import load_model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--examples", type=int, default=2106)
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "stereoset" / "dev_derived.json")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--model-dir", type=Path)
     args = parser.parse_args()
     if not args.data.is_file():
         raise SystemExit(f"StereoSet dev file {args.data} not found: pass --data /path/to/dev.json")
 
-    loaded = load_model(bert_base_folder(args.model_dir or Path(tempfile.mkdtemp()) / "bert-base-random"),
-                        device=args.device)
+    loaded = load_bench_model(args)
     data = load_stereoset(args.data)
     data.intrasentence = data.intrasentence[: args.examples]
     count = len(data.intrasentence)

@@ -8,29 +8,23 @@ in one replicated pass; identical scores checked.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from common import SHARED, bert_base_folder, machine_line, timed
+from common import SHARED, bench_parser, load_bench_model, machine_line, timed
 
 from bias_lab.data import load_text
 from bias_lab.heads.ablation import score_heads
 from bias_lab.heads.metrics import mlm_loss
-from bias_lab.models import load_model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--texts", type=int, default=64)
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "wikitext2" / "wiki.valid.tokens")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--model-dir", type=Path)
     args = parser.parse_args()
-    loaded = load_model(bert_base_folder(args.model_dir or Path(tempfile.mkdtemp()) / "bert-base-random"),
-                        device=args.device)
+    loaded = load_bench_model(args)
     if args.data.is_file():
         texts = [t for t in load_text(args.data) if 20 <= len(t.split()) <= 40][: args.texts]
     else:

@@ -9,18 +9,14 @@ reference engine's.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from common import bert_base_folder, machine_line, timed
+from common import bench_parser, load_bench_model, machine_line, timed
 
 from bias_lab.attribution import IG2Settings, attribute_ig2, reference_attribution
 from bias_lab.forward import frozen_parameters
-from bias_lab.models import load_model
 from bias_lab.prompts import ig2_prompts, prepare_prompts
 
 
@@ -60,16 +56,13 @@ def max_relative_difference(results, reference) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--prompts", type=int, default=6)
     parser.add_argument("--pattern-prompts", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--model-dir", type=Path, help="where to build/keep the BERT-base-shaped model")
     args = parser.parse_args()
 
-    folder = args.model_dir or Path(tempfile.mkdtemp()) / "bert-base-random"
-    loaded = load_model(bert_base_folder(folder), device=args.device)
+    loaded = load_bench_model(args)
     candidates = prepare_prompts(loaded, ig2_prompts("gender", "N", "female", "male")).prompts
     prompts = [p for p in candidates if 12 <= len(loaded.tokenizer(p.text)["input_ids"]) <= 16][: args.prompts]
     lengths = [len(loaded.tokenizer(p.text)["input_ids"]) for p in prompts]

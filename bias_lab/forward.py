@@ -116,3 +116,18 @@ def mask_probabilities(loaded, texts: list[str], token_ids: torch.Tensor, *, bat
             ids = token_ids[rows].to(probabilities.device)
             result[rows] = probabilities.gather(1, ids).double().cpu()
     return result
+
+
+def expand_batch(value, index: torch.Tensor, base: int):
+    """Rows of model-level tensors (attention masks, position embeddings) for a batch whose rows are
+    ``index`` into the original ``base`` rows: tensors of 2+ dimensions with ``base`` rows are
+    gathered, tuples and lists recursively, anything else passes unchanged."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() >= 2 and value.shape[0] == base:
+            return value.index_select(0, index.to(value.device))
+        return value
+    if isinstance(value, tuple):
+        return tuple(expand_batch(v, index, base) for v in value)
+    if isinstance(value, list):
+        return [expand_batch(v, index, base) for v in value]
+    return value

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 

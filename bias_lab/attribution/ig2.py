@@ -9,14 +9,12 @@ attribution of neuron j is ``w_j · Σ_k step_k · ∂target(α_k·w)/∂w_j`` w
 ``reference`` is the straightforward computation: per prompt and layer one batch of the scaled
 copies through the full model and back. ``fast`` computes the same numbers with less work: all
 layers of a group of prompts share one pass in which the rows of layer l join the batch at layer l
-from cached hidden states (the layers below are unchanged), prompts are padded only to their
-group's longest, the LM head runs at the mask only, and the pass size follows free memory.
+from cached hidden states (the layers below are unchanged), a group holds prompts of one length
+(no padding), the LM head runs at the mask only, and the pass size follows free memory.
 """
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -24,10 +22,11 @@ import torch
 
 from ..errors import BiasLabError
 from ..families import linear_part
-from ..forward import frozen_parameters, head_at_positions, mask_positions, softmax, start_at_layer, tokenize
+from ..forward import (expand_batch, frozen_parameters, head_at_positions, mask_positions, softmax, start_at_layer,
+                       tokenize)
 from ..progress import CancelToken, report
 from ..prompts import PreparedPrompt, Prompt
-from .steps import METHODS, integration_points
+from .steps import integration_points
 
 TARGETS = ("abs", "signed", "d1", "d2")
 ENGINES = ("fast", "reference")
@@ -178,19 +177,6 @@ def reference_attribution(loaded, prepared: PreparedPrompt, settings: IG2Setting
 
 # --- fast engine ------------------------------------------------------------------------------
 
-def _expand_batch(value, index: torch.Tensor, base: int):
-    """Rows of model-level tensors (attention masks, position embeddings) for the grown batch."""
-    if isinstance(value, torch.Tensor):
-        if value.dim() >= 2 and value.shape[0] == base:
-            return value.index_select(0, index.to(value.device))
-        return value
-    if isinstance(value, tuple):
-        return tuple(_expand_batch(v, index, base) for v in value)
-    if isinstance(value, list):
-        return [_expand_batch(v, index, base) for v in value]
-    return value
-
-
 def _available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -302,8 +288,8 @@ class _FastEngine:
                 hidden = torch.cat([hidden, rows_for(layer)], dim=0)
                 state["prompt_of_row"] = torch.cat([state["prompt_of_row"], prompt_of_new_rows])
             index = state["prompt_of_row"]
-            args = tuple(_expand_batch(a, index, prompts) for a in args[1:])
-            kwargs = {k: _expand_batch(v, index, prompts) for k, v in kwargs.items() if k != "hidden_states"}
+            args = tuple(expand_batch(a, index, prompts) for a in args[1:])
+            kwargs = {k: expand_batch(v, index, prompts) for k, v in kwargs.items() if k != "hidden_states"}
             return (hidden,) + args, kwargs
 
         def scale_activation(module, args, output, layer):

@@ -11,7 +11,7 @@ from ..attribution import ENGINES, METHODS, TARGETS, IG2Settings
 from ..errors import BiasLabError
 from ..progress import TqdmProgress
 from ..prompts import MODIFIER_TYPES, builtin_source, ig2_prompts, load_prompt_file, load_source_dir
-from .common import add_model_arguments, model_from_args, print_json
+from .common import add_model_arguments, model_from_args
 
 
 def register(subparsers) -> None:

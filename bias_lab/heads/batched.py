@@ -13,8 +13,7 @@ from typing import Iterator
 
 import torch
 
-from ..attribution.ig2 import _expand_batch
-from ..forward import start_at_layer
+from ..forward import expand_batch, start_at_layer
 from .prefix import PrefixCache, PrefixMiss, _batch_key
 
 
@@ -49,8 +48,8 @@ class ReplicatedAblation:
                     hidden = hidden.repeat(count, *([1] * (hidden.dim() - 1)))
                 base = state["base"]
                 index = torch.arange(base, device=hidden.device).repeat(count)
-                rest = tuple(_expand_batch(a, index, base) for a in args[1:])
-                kwargs = {k: _expand_batch(v, index, base) for k, v in kwargs.items() if k != "hidden_states"}
+                rest = tuple(expand_batch(a, index, base) for a in args[1:])
+                kwargs = {k: expand_batch(v, index, base) for k, v in kwargs.items() if k != "hidden_states"}
                 return (hidden,) + rest, kwargs
 
             for layer in range(self.layer, adapter.num_layers):
