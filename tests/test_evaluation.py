@@ -284,3 +284,16 @@ def test_real_minilm_seat_gender_tests():
         assert -2 <= entry["effect_size"] <= 2 and 0 < entry["p_value"] <= 1
     # A trained sentence encoder associates male/female names with career/family words.
     assert result.summary["tests"]["sent-weat6"]["effect_size"] > 0.2
+
+
+def test_unreachable_hub_fails_fast_with_the_local_file_to_give(monkeypatch, tmp_path):
+    import time
+
+    import bias_lab.models
+
+    monkeypatch.setattr(bias_lab.models, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="'McGill-NLP/stereoset' .* offline, give a local file: the official StereoSet"):
+        load_benchmark_data("stereoset")
+    assert time.perf_counter() - start < 30

@@ -101,3 +101,16 @@ def test_seat_test_reports_sizes():
     s_x = association(vectors["targ1"], vectors["attr1"], vectors["attr2"])
     s_y = association(vectors["targ2"], vectors["attr1"], vectors["attr2"])
     assert result["effect_size"] == pytest.approx(effect_size(s_x, s_y))
+
+
+def test_winobias_preference_by_hand():
+    from bias_lab.evaluation.winobias import winobias_metrics
+
+    items = pd.DataFrame({"type": [1, 1, 1, 2, 2], "split": ["dev", "dev", "test", "dev", "test"],
+                          "score_pro": [-1.0, -2.0, -3.0, -4.0, -5.0], "score_anti": [-2.0, -1.0, -3.0, -5.0, -6.0]})
+    metrics = winobias_metrics(items)
+    # Pro wins in pairs 0, 3, 4; pair 2 is a tie (no preference for pro).
+    assert metrics["overall"] == {"preference": 60.0, "count": 5}
+    assert metrics["type1-dev"] == {"preference": 50.0, "count": 2}
+    assert metrics["type1"] == {"preference": pytest.approx(100 / 3), "count": 3}
+    assert metrics["type2"] == {"preference": 100.0, "count": 2}

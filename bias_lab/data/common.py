@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import BiasLabError
 
@@ -34,6 +36,22 @@ def read_json(path: Path):
         raise DataError(f"{path} is not a UTF-8 text file") from None
 
 
+@contextmanager
+def _offline(datasets_module) -> Iterator[None]:
+    import huggingface_hub.constants as hub_constants
+
+    targets = [(hub_constants, "HF_HUB_OFFLINE"), (datasets_module.config, "HF_HUB_OFFLINE"),
+               (datasets_module.config, "HF_DATASETS_OFFLINE")]
+    saved = [(module, name, getattr(module, name)) for module, name in targets if hasattr(module, name)]
+    for module, name, _ in saved:
+        setattr(module, name, True)
+    try:
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
 def load_hf_dataset(dataset_id: str, config: str | None, split: str, what: str, local_hint: str):
     """A Hugging Face dataset through ``datasets``; offline or absent, a clear one-line error."""
     try:
@@ -43,8 +61,13 @@ def load_hf_dataset(dataset_id: str, config: str | None, split: str, what: str, 
             f"loading {what} from the Hugging Face dataset {dataset_id!r} needs the `datasets` package "
             f"(pip install datasets), or give a local file: {local_hint}"
         ) from None
+    from ..models import _hub_reachable
+
     try:
-        return datasets.load_dataset(dataset_id, config, split=split)
+        if _hub_reachable():
+            return datasets.load_dataset(dataset_id, config, split=split)
+        with _offline(datasets):  # use a cached copy if there is one, without minutes of retries
+            return datasets.load_dataset(dataset_id, config, split=split)
     except Exception as error:  # network, missing config, …: all end in the same advice
         raise DataError(
             f"cannot load {what} from the Hugging Face dataset {dataset_id!r}"
