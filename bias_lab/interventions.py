@@ -9,8 +9,8 @@ removing the hooks.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -66,7 +66,7 @@ class InterventionSpec:
     neurons: tuple[NeuronEdit, ...] = ()
     heads: tuple[HeadAblation, ...] = ()
     position: str = "mask"
-    extra: dict = field(default_factory=dict, compare=False)
+    mask: str | None = None  # a pruning-mask file (bias_lab.pruning)
 
     def __post_init__(self):
         if self.position not in POSITIONS:
@@ -76,7 +76,7 @@ class InterventionSpec:
 
     @property
     def is_empty(self) -> bool:
-        return not self.neurons and not self.heads
+        return not self.neurons and not self.heads and self.mask is None
 
     def combine(self, other: "InterventionSpec") -> "InterventionSpec":
         """Both specs at once; a neuron edited twice gets the product of its scales."""
@@ -84,23 +84,28 @@ class InterventionSpec:
             raise InterventionError(
                 f"cannot combine neuron edits at position {self.position!r} with edits at {other.position!r}"
             )
+        if self.mask and other.mask and self.mask != other.mask:
+            raise InterventionError(f"cannot combine two pruning masks ({self.mask!r} and {other.mask!r})")
         position = self.position if self.neurons else other.position
         heads = tuple(dict.fromkeys(self.heads + other.heads))
-        return InterventionSpec(self.neurons + other.neurons, heads, position)
+        return InterventionSpec(self.neurons + other.neurons, heads, position, self.mask or other.mask)
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "neurons": [{"layer": e.layer, "neuron": e.neuron, "scale": e.scale} for e in self.neurons],
             "heads": [{"layer": h.layer, "head": h.head} for h in self.heads],
             "position": self.position,
         }
+        if self.mask is not None:
+            data["mask"] = self.mask
+        return data
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_dict(cls, data: object) -> "InterventionSpec":
-        data = _check_keys(data, {"neurons", "heads", "position"}, "intervention spec")
+        data = _check_keys(data, {"neurons", "heads", "position", "mask"}, "intervention spec")
         neurons_data = data.get("neurons", [])
         heads_data = data.get("heads", [])
         if not isinstance(neurons_data, list) or not isinstance(heads_data, list):
@@ -117,7 +122,10 @@ class InterventionSpec:
             _check_keys(record, {"layer", "head"}, "head ablation")
             heads.append(HeadAblation(_as_int(record, "layer", "head ablation"), _as_int(record, "head", "head ablation")))
         position = data.get("position", "mask")
-        return cls(tuple(neurons), tuple(heads), position)
+        mask = data.get("mask")
+        if mask is not None and not (isinstance(mask, str) and mask):
+            raise InterventionError(f"intervention spec: 'mask' must be the path of a mask file, got {mask!r}")
+        return cls(tuple(neurons), tuple(heads), position, mask)
 
     @classmethod
     def from_json(cls, text: str) -> "InterventionSpec":
@@ -151,6 +159,10 @@ class InterventionSpec:
         for ablation in self.heads:
             _check_range("layer", ablation.layer, layers, f"head ablation {ablation.layer}:{ablation.head}")
             _check_range("head", ablation.head, heads, f"head ablation {ablation.layer}:{ablation.head}")
+        if self.mask is not None:
+            from .pruning.masks import MaskSet
+
+            MaskSet.load(self.mask).check(loaded)
         if self.neurons and self.position == "mask" and loaded.mask_token_id is None:
             raise InterventionError(
                 f"position 'mask' needs a mask token, and {loaded.source!r} has none: use position 'last' or 'all'"
@@ -209,6 +221,7 @@ class ActiveIntervention:
         self.spec = spec
         self.tracker = _PositionTracker(spec.position, loaded.mask_token_id)
         self._handles: list = []
+        self._contexts = ExitStack()
 
     def attach(self) -> "ActiveIntervention":
         adapter = self.loaded.adapter
@@ -219,6 +232,10 @@ class ActiveIntervention:
                 self._handles.append(adapter.ffn_out(layer).register_forward_pre_hook(self._neuron_hook(scales)))
             for layer, keep in self._head_keep().items():
                 self._handles.append(adapter.attn_out(layer).register_forward_pre_hook(self._head_hook(keep)))
+            if self.spec.mask is not None:
+                from .pruning.masks import MaskSet, applied
+
+                self._contexts.enter_context(applied(self.loaded, MaskSet.load(self.spec.mask)))
         except BaseException:
             self.remove()
             raise
@@ -227,6 +244,7 @@ class ActiveIntervention:
     def remove(self) -> None:
         while self._handles:
             self._handles.pop().remove()
+        self._contexts.close()
 
     def set_positions(self, selector: torch.Tensor | None) -> None:
         """Edit these [batch, seq] positions instead of the ones the spec's position rule finds."""
