@@ -12,9 +12,9 @@ import sys
 import traceback
 
 from ..errors import BiasLabError, Cancelled
-from . import evaluate, heads, ig2, info, model_info, runs
+from . import evaluate, heads, ig2, info, model_info, prune, runs
 
-SUBCOMMANDS = (info, model_info, runs, ig2, evaluate, heads)
+SUBCOMMANDS = (info, model_info, runs, ig2, evaluate, heads, prune)
 
 
 class _Parser(argparse.ArgumentParser):

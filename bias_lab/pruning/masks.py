@@ -146,6 +146,16 @@ class Scores(nn.Module):
                                                                  float(init), device=loaded.device))
             for site in self._score_sites()})
         self.threshold = 0.0
+        self.suspended = False
+
+    @contextmanager
+    def suspend(self) -> Iterator[None]:
+        """Inside, the attached model computes as the original (every mask entry 1)."""
+        self.suspended = True
+        try:
+            yield
+        finally:
+            self.suspended = False
 
     def _score_sites(self) -> list[Site]:
         if self.block != "neuron":
@@ -163,6 +173,8 @@ class Scores(nn.Module):
         try:
             for site in self.sites:
                 def matrix(site=site):
+                    if self.suspended:
+                        return torch.ones(site.shape, device=site.module.weight.device)
                     return expand(binarize(self._scores_for(site), self.threshold), site.shape, self.block, site,
                                   self.head_size)
                 undo.append(_patch(site, matrix))

@@ -1,0 +1,89 @@
+"""``bias-lab prune`` (learn a debiasing mask with frozen weights) and ``bias-lab mask info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import BiasLabError
+from ..progress import TqdmProgress
+from .common import add_model_arguments, model_from_args, print_table
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("prune", help="learn a pruning mask against a debiasing objective (weights frozen)")
+    add_model_arguments(parser)
+    parser.add_argument("--objective", default="kaneko", choices=("kaneko",))
+    parser.add_argument("--corpus", required=True, help="text file (or HF dataset id) the sentences come from")
+    parser.add_argument("--words", type=Path, help="folder of the original Kaneko & Bollegala word lists "
+                                                  "(default: bias lab's own lists)")
+    parser.add_argument("--block", default="32", help="32, 64, 128, … or head, neuron, unstructured")
+    parser.add_argument("--mode", default="last-token", help="{all,first,last,intermediate}-{token,sentence}")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=0.01, help="learning rate of the scores")
+    parser.add_argument("--threshold", type=float, default=0.1, help="final threshold τ of the cubic schedule")
+    parser.add_argument("--l1", type=float, default=0.0, help="weight of an L1 term on σ(scores)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    parser.add_argument("--limit", type=int, help="at most N corpus sentences")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (re-running into it resumes)")
+    parser.set_defaults(handler=prune_command)
+
+    mask = subparsers.add_parser("mask", help="inspect pruning masks")
+    actions = mask.add_subparsers(dest="action", metavar="ACTION", parser_class=type(mask))
+    actions.required = True
+    info = actions.add_parser("info", help="densities per layer and module, and the pruned heads")
+    info.add_argument("mask_file", type=Path)
+    info.add_argument("--model", help="the model the mask belongs to (default: from the mask's metadata)")
+    info.set_defaults(handler=mask_info_command)
+
+
+def prune_command(args) -> int:
+    from ..data import load_text
+    from ..pruning.kaneko import KanekoObjective, load_word_lists, parse_mode
+    from ..pruning.train import PruneSettings, train_mask
+
+    if args.limit is not None and args.limit < 1:
+        raise BiasLabError(f"--limit {args.limit} must be at least 1")
+    parse_mode(args.mode)
+    settings = PruneSettings(block=args.block if not str(args.block).isdigit() else int(args.block), epochs=args.epochs,
+                             lr=args.lr, threshold=args.threshold, l1=args.l1, batch_size=args.batch_size,
+                             seed=args.seed, checkpoint_every=args.checkpoint_every)
+    settings.validate()
+    texts = load_text(args.corpus)
+    words = load_word_lists(args.words) if args.words else None
+    loaded = model_from_args(args)
+    objective = KanekoObjective(loaded, texts, words=words, mode=args.mode, limit=args.limit)
+    bar = TqdmProgress("prune steps")
+    try:
+        result = train_mask(loaded, objective, args.out, settings, progress=bar,
+                            description={"mode": args.mode, "corpus": args.corpus, "limit": args.limit,
+                                         "words": str(args.words) if args.words else "bias-lab"})
+    finally:
+        bar.close()
+    density = 100.0 * result.densities["kept"].sum() / result.densities["total"].sum()
+    print(f"{len(result.history)} steps; {len(objective.targets)} stereotype and {len(objective.attributes)} attribute "
+          f"sentences; density {density:.1f} %; {int((~result.heads['alive']).sum())} heads pruned")
+    print(f"→ {args.out}/mask.safetensors, densities.parquet, history.parquet, run.json")
+    return 0
+
+
+def mask_info_command(args) -> int:
+    from ..models import load_model
+    from ..pruning.masks import MaskSet, densities, surviving_heads
+
+    masks = MaskSet.load(args.mask_file)
+    model = args.model or masks.metadata.get("model")
+    if not model:
+        raise BiasLabError(f"{args.mask_file} does not name its model: give --model")
+    loaded = load_model(model, device="cpu")
+    table = densities(loaded, masks)
+    heads = surviving_heads(loaded, masks)
+    wide = table.pivot(index="layer", columns="module", values="density").round(1).reset_index()
+    print(f"mask {args.mask_file}: block {masks.block}, objective {masks.metadata.get('objective')}, "
+          f"step {masks.metadata.get('step')}; overall density {100 * table['kept'].sum() / table['total'].sum():.1f} %")
+    print_table(wide.to_dict("records"), [str(c) for c in wide.columns])
+    pruned = heads[~heads["alive"]]
+    print(f"pruned heads: {len(pruned)}" + (": " + ", ".join(f"L{r.layer}H{r.head}" for r in pruned.itertuples())
+                                           if len(pruned) else ""))
+    return 0

@@ -1,0 +1,155 @@
+"""Learning a pruning mask with frozen weights: scores only, resumable, cancellable."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from ..errors import BiasLabError
+from ..forward import frozen_parameters
+from ..progress import CancelToken, report
+from ..provenance import provenance
+from ..store import RunStore
+from .layout import parse_block
+from .masks import MaskSet, Scores, densities, surviving_heads, threshold_schedule
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    block: int | str = 32
+    epochs: int = 1
+    lr: float = 0.01
+    threshold: float = 0.1
+    l1: float = 0.0
+    batch_size: int = 16
+    seed: int = 0
+    checkpoint_every: int = 50
+    head_roles: tuple[str, ...] = ("value",)
+
+    def validate(self) -> None:
+        parse_block(self.block)
+        for name in ("epochs", "batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise BiasLabError(f"{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
+        if not 0 <= self.threshold < 1:
+            raise BiasLabError(f"threshold {self.threshold} must be in [0, 1)")
+        if self.lr <= 0:
+            raise BiasLabError(f"learning rate {self.lr} must be positive")
+
+
+@dataclass
+class PruneResult:
+    folder: Path
+    masks: MaskSet
+    history: pd.DataFrame
+    densities: pd.DataFrame
+    heads: pd.DataFrame
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint.", suffix=".tmp")
+    os.close(fd)
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def train_mask(loaded, objective, out_dir: str | Path, settings: PruneSettings | None = None, *,
+               description: dict | None = None, store: RunStore | None = None, progress: Callable | None = None,
+               cancel: CancelToken | None = None) -> PruneResult:
+    """Train block scores against ``objective`` (weights frozen) and write the run folder:
+    ``mask.safetensors``, ``densities.parquet``, ``history.parquet``, ``run.json``. A checkpoint
+    every ``checkpoint_every`` steps lets an interrupted run resume where it stopped."""
+    settings = settings or PruneSettings()
+    settings.validate()
+    block = parse_block(settings.block)
+    out = Path(out_dir)
+    config = {"model": loaded.source, "objective": objective.name, **{k: v for k, v in asdict(settings).items()
+                                                                      if k != "checkpoint_every"},
+              **(description or {})}
+    store = store or RunStore()
+    run = store.start("prune", config, model=loaded.source, artifact_dir=out,
+                      provenance=provenance(str(loaded.device), settings.seed))
+    checkpoint_path = out / "checkpoint.pt"
+    with run, loaded.lock, frozen_parameters(loaded.model):
+        torch.manual_seed(settings.seed)
+        scores = Scores(loaded, block, head_roles=settings.head_roles)
+        optimizer = torch.optim.Adam(scores.parameters(), lr=settings.lr)
+        epochs = [objective.batches(settings.batch_size, torch.Generator().manual_seed(settings.seed + e))
+                  for e in range(settings.epochs)]
+        total = sum(len(batches) for batches in epochs)
+        step, history, means, seconds = 0, [], None, 0.0
+        if checkpoint_path.is_file():
+            state = torch.load(checkpoint_path, map_location=loaded.device, weights_only=False)
+            scores.load_state_dict(state["scores"])
+            optimizer.load_state_dict(state["optimizer"])
+            step, history, means, seconds = state["step"], state["history"], state["means"], state["seconds"]
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if loaded.device.type == "cuda" else nullcontext()
+        started = time.perf_counter()
+        report(progress, step, total, "resuming" if step else "")
+        with scores.attached():
+            position = 0
+            for epoch, batches in enumerate(epochs):
+                if position + len(batches) <= step:
+                    position += len(batches)
+                    continue
+                if means is None or position == step:
+                    scores.threshold = threshold_schedule(step, total, final=settings.threshold)
+                    objective.start_epoch()
+                    means = objective.means
+                objective.means = means
+                for batch in batches:
+                    if position < step:
+                        position += 1
+                        continue
+                    if cancel is not None:
+                        cancel.check()
+                    scores.threshold = threshold_schedule(step, total, final=settings.threshold)
+                    with autocast:
+                        parts = objective.loss(batch, scores.suspend)
+                    loss = parts["loss"]
+                    if settings.l1:
+                        sparsity = torch.cat([torch.sigmoid(p).reshape(-1) for p in scores.parameters()]).mean()
+                        loss = loss + settings.l1 * sparsity
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                    position += 1
+                    history.append({"step": step, "epoch": epoch, "loss": float(loss.detach()),
+                                    "debias": float(parts["debias"]), "regulariser": float(parts["regulariser"]),
+                                    "threshold": scores.threshold})
+                    report(progress, step, total, f"loss {float(loss.detach()):.4f}")
+                    if step % settings.checkpoint_every == 0 and step < total:
+                        _save_checkpoint(checkpoint_path, {
+                            "step": step, "scores": scores.state_dict(), "optimizer": optimizer.state_dict(),
+                            "history": history, "means": means,
+                            "seconds": seconds + time.perf_counter() - started})
+                means = None
+        seconds += time.perf_counter() - started
+        scores.threshold = settings.threshold
+        masks = scores.to_masks({"model": loaded.source, "objective": objective.name, "step": step,
+                                 "mode": (description or {}).get("mode")})
+        masks.save(out / "mask.safetensors")
+        table = densities(loaded, masks)
+        heads = surviving_heads(loaded, masks)
+        frame = pd.DataFrame(history)
+        run.write_parquet("densities.parquet", table)
+        run.write_parquet("history.parquet", frame)
+        run.write_parquet("heads.parquet", heads)
+        summary = {"steps": step, "final_loss": float(frame["loss"].iloc[-1]) if len(frame) else None,
+                   "density": float(100.0 * table["kept"].sum() / table["total"].sum()),
+                   "pruned_heads": int((~heads["alive"]).sum()), "training_s": round(seconds, 3)}
+        run.write_json("run.json", {"id": run.id, "kind": "prune", "config": run.record.config, "summary": summary,
+                                    "timing": {"training_s": round(seconds, 3)}, "provenance": run.record.provenance})
+        checkpoint_path.unlink(missing_ok=True)
+        run.complete(summary)
+    return PruneResult(out, masks, frame, table, heads)

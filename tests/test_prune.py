@@ -1,0 +1,120 @@
+import json
+import random
+
+import pandas as pd
+import pytest
+import torch
+
+from bias_lab.cli import main
+from bias_lab.errors import BiasLabError
+from bias_lab.models import load_model
+from bias_lab.pruning.kaneko import KanekoObjective, builtin_word_lists, load_word_lists, parse_mode, tag_sentences
+from bias_lab.pruning.masks import MaskSet
+from bias_lab.pruning.train import PruneSettings, train_mask
+from bias_lab.store import RunStore
+
+from .conftest import shared_path
+
+
+def _corpus(count=120, seed=0):
+    rng = random.Random(seed)
+    people = ["he", "she", "man", "woman", "father", "mother", "boy", "girl"]
+    targets = ["nurse", "engineer", "doctor", "secretary", "teacher", "cook"]
+    return [f"the {rng.choice(people)} is here and works in the city ." if i % 2 else
+            f"the {rng.choice(targets)} is very kind and works in the city ." for i in range(count)]
+
+
+def test_word_lists_and_tagging():
+    words = builtin_word_lists()
+    assert len(words.male) == len(words.female) == 40 and "nurse" in words.stereotypes
+    tagged = tag_sentences(["The nurse is here. He is kind. The man and the nurse.", "She cooks."], words)
+    assert [(t.word, t.kind) for t in tagged] == [("nurse", "target"), ("He", "male"), ("She", "female")]
+    with pytest.raises(BiasLabError, match="unknown mode 'deep-token'"):
+        parse_mode("deep-token")
+
+
+def test_original_word_lists_load():
+    words = load_word_lists(shared_path("data", "gender_words"))
+    assert len(words.male) == len(words.female) == 222 and len(words.stereotypes) == 168
+    assert (words.male[0], words.female[0]) == ("countryman", "countrywoman")
+
+
+def test_a_few_steps_lower_the_objective_and_leave_the_weights(tiny_model_dir, tmp_path):
+    loaded = load_model(tiny_model_dir("bert"), device="cpu")
+    weights = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+    objective = KanekoObjective(loaded, _corpus(), mode="all-sentence")
+    result = train_mask(loaded, objective, tmp_path / "run", PruneSettings(block=8, epochs=1, lr=0.5, batch_size=8))
+    losses = result.history["loss"].tolist()
+    assert len(losses) == 8 and min(losses[-3:]) < losses[0]
+    assert result.history["threshold"].iloc[-1] == pytest.approx(0.1, abs=0.01)
+    for name, parameter in loaded.model.named_parameters():
+        assert torch.equal(parameter, weights[name])
+    masks = MaskSet.load(tmp_path / "run" / "mask.safetensors")
+    assert masks.metadata["objective"] == "kaneko" and masks.block == 8
+    assert (result.densities["density"] < 100).any()
+    assert {"layer", "module", "density"} <= set(pd.read_parquet(tmp_path / "run" / "densities.parquet").columns)
+    assert RunStore().get(str(tmp_path / "run")).summary["steps"] == 8
+
+
+def test_interrupted_training_resumes_to_the_same_mask(tiny_model_dir, tmp_path, monkeypatch):
+    settings = PruneSettings(block="neuron", epochs=2, lr=0.5, batch_size=8, checkpoint_every=3)
+    loaded = load_model(tiny_model_dir("distilbert"), device="cpu")
+    fresh = train_mask(loaded, KanekoObjective(loaded, _corpus()), tmp_path / "fresh", settings)
+
+    objective = KanekoObjective(loaded, _corpus())
+    real_loss = objective.loss
+    calls = []
+
+    def interrupt_at_seven(batch, original):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return real_loss(batch, original)
+
+    objective.loss = interrupt_at_seven
+    with pytest.raises(KeyboardInterrupt):
+        train_mask(loaded, objective, tmp_path / "resumed", settings)
+    assert (tmp_path / "resumed" / "checkpoint.pt").is_file()
+    assert RunStore().get(str(tmp_path / "resumed")).status == "interrupted"
+    resumed = train_mask(loaded, KanekoObjective(loaded, _corpus()), tmp_path / "resumed", settings)
+    assert resumed.history["step"].tolist() == fresh.history["step"].tolist()
+    pd.testing.assert_frame_equal(resumed.history, fresh.history)
+    assert all(torch.equal(resumed.masks.masks[k], fresh.masks.masks[k]) for k in fresh.masks.masks)
+    assert not (tmp_path / "resumed" / "checkpoint.pt").exists()
+
+
+def test_prune_and_mask_info_commands(capsys, tiny_model_dir, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_corpus(60)) + "\n")
+    out = tmp_path / "run"
+    code = main(["prune", "--model", str(tiny_model_dir("roberta")), "--corpus", str(corpus), "--block", "head",
+                 "--mode", "last-token", "--epochs", "1", "--batch-size", "8", "--lr", "0.5", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    for name in ("mask.safetensors", "densities.parquet", "history.parquet", "run.json"):
+        assert (out / name).is_file()
+    assert json.loads((out / "run.json").read_text())["config"]["mode"] == "last-token"
+    capsys.readouterr()
+    assert main(["mask", "info", str(out / "mask.safetensors")]) == 0
+    printed = capsys.readouterr().out
+    assert "block head" in printed and "pruned heads:" in printed and "value" in printed
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--block", "7x7"], "unknown block '7x7'"),
+        (["--mode", "deep-token"], "unknown mode 'deep-token'"),
+        (["--epochs", "0"], "epochs 0 must be at least 1"),
+    ],
+)
+def test_bad_prune_input(capsys, tiny_model_dir, tmp_path, argv, message):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_corpus(20)) + "\n")
+    code = main(["prune", "--model", str(tiny_model_dir("bert")), "--corpus", str(corpus), "--out", str(tmp_path / "o"),
+                 *argv])
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_corpus_without_stereotype_sentences_is_explained(tiny_loaded):
+    with pytest.raises(BiasLabError, match="no sentence with a stereotype word"):
+        KanekoObjective(tiny_loaded("bert"), ["he is here .", "she is here ."])
