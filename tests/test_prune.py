@@ -118,3 +118,43 @@ def test_bad_prune_input(capsys, tiny_model_dir, tmp_path, argv, message):
 def test_corpus_without_stereotype_sentences_is_explained(tiny_loaded):
     with pytest.raises(BiasLabError, match="no sentence with a stereotype word"):
         KanekoObjective(tiny_loaded("bert"), ["he is here .", "she is here ."])
+
+
+def test_mask_evaluation_table(capsys, tiny_model_dir, tmp_path):
+    loaded = load_model(tiny_model_dir("bert"), device="cpu")
+    result = train_mask(loaded, KanekoObjective(loaded, _corpus()), tmp_path / "run",
+                        PruneSettings(block=8, epochs=1, lr=0.5, batch_size=8))
+    assert (result.densities["density"] < 100).any()
+    seat = tmp_path / "seat"
+    seat.mkdir()
+    (seat / "sent-toy.jsonl").write_text(json.dumps({
+        "targ1": {"category": "M", "examples": ["he is here .", "the man works ."]},
+        "targ2": {"category": "F", "examples": ["she is here .", "the woman works ."]},
+        "attr1": {"category": "career", "examples": ["the job is good .", "work is money ."]},
+        "attr2": {"category": "family", "examples": ["the home is warm .", "family is life ."]}}))
+    text = tmp_path / "text.txt"
+    text.write_text("the doctor is here .\nshe is kind .\n")
+    out = tmp_path / "masks.csv"
+    code = main(["mask", "evaluate", str(tmp_path / "run" / "mask.safetensors"), "--seat", str(seat), "--tests",
+                 "sent-toy", "--text", str(text), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    table = pd.read_csv(out)
+    assert table["mask"].tolist()[0] == "(none)" and len(table) == 2
+    assert table.loc[0, "density"] == 100.0 and table.loc[1, "density"] < 100.0
+    assert table.loc[0, "perplexity"] != table.loc[1, "perplexity"]
+    assert {"seat:sent-toy", "seat_mean_abs", "pruned_heads"} <= set(table.columns)
+
+
+def test_debias_only_trains_the_weights_and_saves_the_model(capsys, tiny_model_dir, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_corpus(60)) + "\n")
+    out = tmp_path / "debias"
+    code = main(["prune", "--model", str(tiny_model_dir("bert")), "--corpus", str(corpus), "--debias-only",
+                 "--lr", "0.001", "--batch-size", "8", "--mode", "all-token", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    history = pd.read_parquet(out / "history.parquet")
+    assert len(history) == 4 and history["loss"].iloc[-1] < history["loss"].iloc[0]
+    original, debiased = load_model(tiny_model_dir("bert")), load_model(out / "model")
+    changed = [not torch.equal(a, b) for a, b in zip(original.model.parameters(), debiased.model.parameters())]
+    assert any(changed)
+    assert RunStore().get(str(out)).kind == "debias"

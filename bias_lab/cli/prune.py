@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
     parser.add_argument("--limit", type=int, help="at most N corpus sentences")
+    parser.add_argument("--debias-only", action="store_true",
+                        help="for comparison: train the weights on the objective instead of a mask (writes DIR/model)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (re-running into it resumes)")
     parser.set_defaults(handler=prune_command)
 
@@ -36,12 +38,22 @@ def register(subparsers) -> None:
     info.add_argument("mask_file", type=Path)
     info.add_argument("--model", help="the model the mask belongs to (default: from the mask's metadata)")
     info.set_defaults(handler=mask_info_command)
+    report = actions.add_parser("evaluate", help="one row per mask: density, pruned heads, SEAT, StereoSet, perplexity")
+    report.add_argument("masks", nargs="+", type=Path, help="mask files (the unmasked model is the first row)")
+    add_model_arguments(report)
+    report.add_argument("--seat", help="SEAT folder (tests sent-weat6/7/8 unless --tests)")
+    report.add_argument("--tests", nargs="+", help="SEAT tests to run")
+    report.add_argument("--stereoset", help="StereoSet file")
+    report.add_argument("--text", help="text file for perplexity")
+    report.add_argument("--limit", type=int, help="perplexity: first N lines")
+    report.add_argument("--out", type=Path, required=True, help="table (.csv or .parquet)")
+    report.set_defaults(handler=mask_evaluate_command)
 
 
 def prune_command(args) -> int:
     from ..data import load_text
     from ..pruning.kaneko import KanekoObjective, load_word_lists, parse_mode
-    from ..pruning.train import PruneSettings, train_mask
+    from ..pruning.train import PruneSettings, train_mask, train_weights
 
     if args.limit is not None and args.limit < 1:
         raise BiasLabError(f"--limit {args.limit} must be at least 1")
@@ -54,6 +66,16 @@ def prune_command(args) -> int:
     words = load_word_lists(args.words) if args.words else None
     loaded = model_from_args(args)
     objective = KanekoObjective(loaded, texts, words=words, mode=args.mode, limit=args.limit)
+    if args.debias_only:
+        bar = TqdmProgress("debias steps")
+        try:
+            history = train_weights(loaded, objective, args.out, settings, progress=bar,
+                                    description={"mode": args.mode, "corpus": args.corpus})
+        finally:
+            bar.close()
+        print(f"{len(history)} steps of weight training; final loss {history['loss'].iloc[-1]:.4f} "
+              f"→ {args.out}/model, history.parquet, run.json")
+        return 0
     bar = TqdmProgress("prune steps")
     try:
         result = train_mask(loaded, objective, args.out, settings, progress=bar,
@@ -86,4 +108,28 @@ def mask_info_command(args) -> int:
     pruned = heads[~heads["alive"]]
     print(f"pruned heads: {len(pruned)}" + (": " + ", ".join(f"L{r.layer}H{r.head}" for r in pruned.itertuples())
                                            if len(pruned) else ""))
+    return 0
+
+
+def mask_evaluate_command(args) -> int:
+    from ..data import load_seat, load_stereoset, load_text
+    from ..pruning.report import SEAT_TESTS, evaluate_masks
+    from ..store import write_parquet_atomic, write_text_atomic
+
+    if not (args.seat or args.stereoset or args.text):
+        raise BiasLabError("give at least one of --seat, --stereoset, --text to evaluate the masks on")
+    if args.model is None:
+        from ..pruning.masks import MaskSet
+
+        args.model = MaskSet.load(args.masks[0]).metadata.get("model")
+    loaded = model_from_args(args)
+    seat = load_seat(args.seat, tests=args.tests or list(SEAT_TESTS)) if args.seat else None
+    stereoset = load_stereoset(args.stereoset) if args.stereoset else None
+    texts = load_text(args.text, limit=args.limit) if args.text else None
+    table = evaluate_masks(loaded, [None, *args.masks], seat=seat, stereoset=stereoset, texts=texts)
+    if args.out.suffix == ".parquet":
+        write_parquet_atomic(args.out, table)
+    else:
+        write_text_atomic(args.out, table.to_csv(index=False))
+    print(table.to_string(index=False))
     return 0

@@ -153,3 +153,79 @@ def train_mask(loaded, objective, out_dir: str | Path, settings: PruneSettings |
         checkpoint_path.unlink(missing_ok=True)
         run.complete(summary)
     return PruneResult(out, masks, frame, table, heads)
+
+
+def train_weights(loaded, objective, out_dir: str | Path, settings: PruneSettings | None = None, *,
+                  description: dict | None = None, store: RunStore | None = None, progress: Callable | None = None,
+                  cancel: CancelToken | None = None) -> pd.DataFrame:
+    """The debias-only comparison: the same objective, but the weights are trained (no mask). The
+    regulariser compares with a frozen copy of the original model. Writes ``model/`` (the debiased
+    checkpoint), ``history.parquet`` and ``run.json``; returns the history."""
+    import copy
+    from contextlib import contextmanager
+
+    from ..families import adapter_for
+
+    settings = settings or PruneSettings(lr=5e-5)
+    settings.validate()
+    out = Path(out_dir)
+    config = {"model": loaded.source, "objective": objective.name, "debias_only": True,
+              **{k: v for k, v in asdict(settings).items() if k in ("epochs", "lr", "batch_size", "seed")},
+              **(description or {})}
+    store = store or RunStore()
+    run = store.start("debias", config, model=loaded.source, artifact_dir=out,
+                      provenance=provenance(str(loaded.device), settings.seed))
+    reference = copy.copy(loaded)
+    reference.model = copy.deepcopy(loaded.model).eval()
+    reference.adapter = adapter_for(reference.model)
+    for parameter in reference.model.parameters():
+        parameter.requires_grad_(False)
+
+    @contextmanager
+    def original():
+        trained = objective.loaded
+        objective.loaded = reference
+        try:
+            yield
+        finally:
+            objective.loaded = trained
+
+    with run, loaded.lock:
+        torch.manual_seed(settings.seed)
+        trainable = [p for p in loaded.model.parameters()]
+        for parameter in trainable:
+            parameter.requires_grad_(True)
+        optimizer = torch.optim.AdamW(trainable, lr=settings.lr)
+        history, step, started = [], 0, time.perf_counter()
+        total = sum(len(objective.batches(settings.batch_size, torch.Generator().manual_seed(settings.seed + e)))
+                    for e in range(settings.epochs))
+        try:
+            for epoch in range(settings.epochs):
+                objective.start_epoch()
+                for batch in objective.batches(settings.batch_size, torch.Generator().manual_seed(settings.seed + epoch)):
+                    if cancel is not None:
+                        cancel.check()
+                    parts = objective.loss(batch, original)
+                    optimizer.zero_grad()
+                    parts["loss"].backward()
+                    optimizer.step()
+                    step += 1
+                    history.append({"step": step, "epoch": epoch, "loss": float(parts["loss"].detach()),
+                                    "debias": float(parts["debias"]), "regulariser": float(parts["regulariser"])})
+                    report(progress, step, total)
+        finally:
+            for parameter in trainable:
+                parameter.requires_grad_(False)
+            loaded.model.eval()
+        from ..models import quiet_transformers
+
+        with quiet_transformers():
+            loaded.model.save_pretrained(out / "model")
+            loaded.tokenizer.save_pretrained(out / "model")
+        frame = pd.DataFrame(history)
+        run.write_parquet("history.parquet", frame)
+        seconds = round(time.perf_counter() - started, 3)
+        run.write_json("run.json", {"id": run.id, "kind": "debias", "config": run.record.config,
+                                    "timing": {"training_s": seconds}})
+        run.complete({"steps": step, "final_loss": history[-1]["loss"] if history else None, "training_s": seconds})
+    return frame
