@@ -20,10 +20,11 @@ from .families import FamilyAdapter, adapter_for, family_for_model_type
 
 DEFAULT_MODEL = "bert-base-uncased"
 MODEL_ENV_VAR = "BIAS_LAB_MODEL"
-KINDS = ("auto", "masked", "causal", "encoder")
+KINDS = ("auto", "masked", "causal", "encoder", "classifier")
 
 _MASKED_SUFFIXES = ("ForMaskedLM", "ForPreTraining")
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+_CLASSIFIER_SUFFIXES = ("ForSequenceClassification",)
 
 
 def default_model() -> str:
@@ -174,6 +175,8 @@ def _kind_from_architectures(architectures: list[str] | None, causal_family: boo
             return "masked"
         if arch.endswith(_CAUSAL_SUFFIXES):
             return "causal"
+        if arch.endswith(_CLASSIFIER_SUFFIXES):
+            return "classifier"
     if architectures:
         return "encoder"
     return "causal" if causal_family else "masked"
@@ -186,6 +189,7 @@ def _auto_class(kind: str):
         "masked": transformers.AutoModelForMaskedLM,
         "causal": transformers.AutoModelForCausalLM,
         "encoder": transformers.AutoModel,
+        "classifier": transformers.AutoModelForSequenceClassification,
     }[kind]
 
 
@@ -223,7 +227,8 @@ def load_model(
     """Load a model by hub id or local folder.
 
     ``kind`` is ``masked`` (masked LM), ``causal`` (causal LM), ``encoder`` (bare encoder, no LM
-    head) or ``auto`` (read from the checkpoint's architectures). Eager attention is used only when
+    head), ``classifier`` (a sequence classifier, e.g. an NLI model) or ``auto`` (read from the
+    checkpoint's architectures). Eager attention is used only when
     ``attention_weights`` is requested, since SDPA returns none.
     """
     import transformers

@@ -107,7 +107,8 @@ def _config_and_class(family: str, kind: str, tokenizer, layers: int, hidden: in
         config = tf.BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
                                num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=128,
                                pad_token_id=tokenizer.pad_token_id)
-        classes = {"masked": tf.BertForMaskedLM, "encoder": tf.BertModel, "pretraining": tf.BertForPreTraining}
+        classes = {"masked": tf.BertForMaskedLM, "encoder": tf.BertModel, "pretraining": tf.BertForPreTraining,
+                   "classifier": tf.BertForSequenceClassification}
         return config, classes[kind]
     if family == "roberta":
         config = tf.RobertaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,

@@ -11,7 +11,7 @@ from ..models import default_model
 def add_model_arguments(parser) -> None:
     parser.add_argument("--model", default=None,
                         help="hub id or local folder (default: $BIAS_LAB_MODEL or bert-base-uncased)")
-    parser.add_argument("--kind", default="auto", choices=("auto", "masked", "causal", "encoder"))
+    parser.add_argument("--kind", default="auto", choices=("auto", "masked", "causal", "encoder", "classifier"))
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own code to run")

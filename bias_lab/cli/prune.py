@@ -12,8 +12,11 @@ from .common import add_model_arguments, model_from_args, print_table
 def register(subparsers) -> None:
     parser = subparsers.add_parser("prune", help="learn a pruning mask against a debiasing objective (weights frozen)")
     add_model_arguments(parser)
-    parser.add_argument("--objective", default="kaneko", choices=("kaneko",))
-    parser.add_argument("--corpus", required=True, help="text file (or HF dataset id) the sentences come from")
+    parser.add_argument("--objective", default="kaneko", choices=("kaneko", "masked-debias"))
+    parser.add_argument("--corpus", help="kaneko: text file (or HF dataset id) the sentences come from")
+    parser.add_argument("--data", help="masked-debias: JSONL of {text, text_pair, label, bias_prob[, bias_probs]}")
+    parser.add_argument("--loss", default="reweight", choices=("reweight", "focal", "poe"),
+                        help="masked-debias: how the bias model's probability discounts the task loss")
     parser.add_argument("--words", type=Path, help="folder of the original Kaneko & Bollegala word lists "
                                                   "(default: bias lab's own lists)")
     parser.add_argument("--block", default="32", help="32, 64, 128, … or head, neuron, unstructured")
@@ -53,24 +56,37 @@ def register(subparsers) -> None:
 def prune_command(args) -> int:
     from ..data import load_text
     from ..pruning.kaneko import KanekoObjective, load_word_lists, parse_mode
+    from ..pruning.masked_debias import MaskedDebiasObjective, load_examples
     from ..pruning.train import PruneSettings, train_mask, train_weights
 
     if args.limit is not None and args.limit < 1:
         raise BiasLabError(f"--limit {args.limit} must be at least 1")
-    parse_mode(args.mode)
+    if args.objective == "kaneko":
+        if not args.corpus:
+            raise BiasLabError("--objective kaneko needs --corpus: a text file the sentences come from")
+        parse_mode(args.mode)
+    elif not args.data:
+        raise BiasLabError("--objective masked-debias needs --data: a JSONL file of {text, label, bias_prob} records")
     settings = PruneSettings(block=args.block if not str(args.block).isdigit() else int(args.block), epochs=args.epochs,
                              lr=args.lr, threshold=args.threshold, l1=args.l1, batch_size=args.batch_size,
                              seed=args.seed, checkpoint_every=args.checkpoint_every)
     settings.validate()
-    texts = load_text(args.corpus)
-    words = load_word_lists(args.words) if args.words else None
-    loaded = model_from_args(args)
-    objective = KanekoObjective(loaded, texts, words=words, mode=args.mode, limit=args.limit)
+    if args.objective == "kaneko":
+        texts = load_text(args.corpus)
+        words = load_word_lists(args.words) if args.words else None
+        loaded = model_from_args(args)
+        objective = KanekoObjective(loaded, texts, words=words, mode=args.mode, limit=args.limit)
+        description = {"mode": args.mode, "corpus": args.corpus, "limit": args.limit,
+                       "words": str(args.words) if args.words else "bias-lab"}
+    else:
+        examples = load_examples(args.data)[: args.limit]
+        loaded = model_from_args(args)
+        objective = MaskedDebiasObjective(loaded, examples, loss=args.loss)
+        description = {"data": args.data, "loss": args.loss, "limit": args.limit}
     if args.debias_only:
         bar = TqdmProgress("debias steps")
         try:
-            history = train_weights(loaded, objective, args.out, settings, progress=bar,
-                                    description={"mode": args.mode, "corpus": args.corpus})
+            history = train_weights(loaded, objective, args.out, settings, progress=bar, description=description)
         finally:
             bar.close()
         print(f"{len(history)} steps of weight training; final loss {history['loss'].iloc[-1]:.4f} "
@@ -78,14 +94,11 @@ def prune_command(args) -> int:
         return 0
     bar = TqdmProgress("prune steps")
     try:
-        result = train_mask(loaded, objective, args.out, settings, progress=bar,
-                            description={"mode": args.mode, "corpus": args.corpus, "limit": args.limit,
-                                         "words": str(args.words) if args.words else "bias-lab"})
+        result = train_mask(loaded, objective, args.out, settings, progress=bar, description=description)
     finally:
         bar.close()
     density = 100.0 * result.densities["kept"].sum() / result.densities["total"].sum()
-    print(f"{len(result.history)} steps; {len(objective.targets)} stereotype and {len(objective.attributes)} attribute "
-          f"sentences; density {density:.1f} %; {int((~result.heads['alive']).sum())} heads pruned")
+    print(f"{len(result.history)} steps; density {density:.1f} %; {int((~result.heads['alive']).sum())} heads pruned")
     print(f"→ {args.out}/mask.safetensors, densities.parquet, history.parquet, run.json")
     return 0
 
