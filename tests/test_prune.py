@@ -158,3 +158,15 @@ def test_debias_only_trains_the_weights_and_saves_the_model(capsys, tiny_model_d
     changed = [not torch.equal(a, b) for a, b in zip(original.model.parameters(), debiased.model.parameters())]
     assert any(changed)
     assert RunStore().get(str(out)).kind == "debias"
+
+
+def test_head_blocks_over_query_key_and_value(capsys, tiny_model_dir, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_corpus(40)) + "\n")
+    out = tmp_path / "run"
+    code = main(["prune", "--model", str(tiny_model_dir("bert")), "--corpus", str(corpus), "--block", "head",
+                 "--head-qkv", "--batch-size", "8", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    masks = MaskSet.load(out / "mask.safetensors")
+    assert {k.split(".")[1] for k in masks.masks} == {"query", "key", "value"}
+    assert masks.metadata["head_roles"] == ["query", "key", "value"]

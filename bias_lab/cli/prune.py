@@ -21,6 +21,8 @@ def register(subparsers) -> None:
                                                   "(default: bias lab's own lists)")
     parser.add_argument("--block", default="32", help="32, 64, 128, … or head, neuron, unstructured")
     parser.add_argument("--mode", default="last-token", help="{all,first,last,intermediate}-{token,sentence}")
+    parser.add_argument("--head-qkv", action="store_true",
+                        help="with --block head: prune a head's query, key and value rows together (default: value rows)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=0.01, help="learning rate of the scores")
     parser.add_argument("--threshold", type=float, default=0.1, help="final threshold τ of the cubic schedule")
@@ -69,7 +71,8 @@ def prune_command(args) -> int:
         raise BiasLabError("--objective masked-debias needs --data: a JSONL file of {text, label, bias_prob} records")
     settings = PruneSettings(block=args.block if not str(args.block).isdigit() else int(args.block), epochs=args.epochs,
                              lr=args.lr, threshold=args.threshold, l1=args.l1, batch_size=args.batch_size,
-                             seed=args.seed, checkpoint_every=args.checkpoint_every)
+                             seed=args.seed, checkpoint_every=args.checkpoint_every,
+                             head_roles=("query", "key", "value") if args.head_qkv else ("value",))
     settings.validate()
     if args.objective == "kaneko":
         texts = load_text(args.corpus)
