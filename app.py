@@ -17,4 +17,9 @@ if loaded is not None:
                  hide_index=True, width="stretch")
 
 st.subheader("Pages")
-st.markdown("- **Runs** — every stored computation (attributions, head scores, masks, evaluations) with its status, config and summary.")
+st.markdown(
+    "- **Runs** — every stored computation (attributions, head scores, masks, evaluations) with its status, "
+    "config and summary.\n"
+    "- **Neuron lab** — the live demo: scale FFN neurons at the mask (×0 … ×3) and watch the top predictions and "
+    "the demographic gap change, against the same number of random neurons."
+)

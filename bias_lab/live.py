@@ -1,0 +1,61 @@
+"""Live predictions for the dashboard's demos: the top-k words at the mask and the demographic
+gap, before and after an intervention — one forward pass each, no attribution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from .errors import BiasLabError
+from .forward import softmax
+from .interventions import InterventionSpec, intervene
+from .prompts import MASK, Prompt, prepare_prompts
+
+
+@dataclass
+class MaskPrediction:
+    top: pd.DataFrame  # rank, token, probability
+    p_d1: float
+    p_d2: float
+
+    @property
+    def gap(self) -> float:
+        return abs(self.p_d1 - self.p_d2)
+
+
+def predict_mask(loaded, prompt: str, d1: str, d2: str, spec: InterventionSpec | None = None, *,
+                 top_k: int = 10) -> MaskPrediction:
+    """Top-k predictions at the single ``[MASK]`` of ``prompt`` and P(d1), P(d2), under ``spec``."""
+    if top_k < 1:
+        raise BiasLabError(f"top-k {top_k} must be at least 1")
+    preparation = prepare_prompts(loaded, [Prompt("live", prompt, d1, d2)])
+    if not preparation.prompts:
+        raise BiasLabError(preparation.describe_skipped())
+    prepared = preparation.prompts[0]
+    batch = loaded.tokenizer([prepared.text], return_tensors="pt").to(loaded.device)
+    position = int((batch["input_ids"][0] == loaded.mask_token_id).nonzero()[0])
+    with loaded.lock, intervene(loaded, spec), torch.no_grad():
+        probabilities = softmax(loaded.model(**batch).logits[0, position]).double().cpu()
+    values, ids = probabilities.topk(top_k)
+    tokens = loaded.tokenizer.convert_ids_to_tokens(ids.tolist())
+    top = pd.DataFrame({"rank": range(1, top_k + 1), "token": [t.replace("Ġ", " ").strip() for t in tokens],
+                        "probability": values.numpy()})
+    return MaskPrediction(top, float(probabilities[prepared.d1_id]), float(probabilities[prepared.d2_id]))
+
+
+def parse_neurons(text: str, scale: float = 0.0) -> InterventionSpec:
+    """'3:17, 11:2040' → neuron edits (layer:neuron) at the mask with ``scale``."""
+    from .interventions import NeuronEdit
+
+    edits = []
+    for part in [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]:
+        pieces = part.split(":")
+        if len(pieces) != 2 or not all(p.strip().lstrip("-").isdigit() for p in pieces):
+            raise BiasLabError(f"neuron {part!r} is not layer:neuron (e.g. 11:2040)")
+        edits.append(NeuronEdit(int(pieces[0]), int(pieces[1]), scale))
+    return InterventionSpec(tuple(edits), position="mask")
+
+
+__all__ = ["MASK", "MaskPrediction", "parse_neurons", "predict_mask"]
