@@ -6,7 +6,7 @@ import streamlit as st
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec, NeuronEdit
 from bias_lab.live import parse_neurons, predict_mask
-from ui.intervention import current_spec, set_spec, sidebar_intervention
+from ui.intervention import set_spec, sidebar_intervention
 from ui.session import sidebar_model
 
 st.set_page_config(page_title="Neuron lab · bias lab", layout="wide")
@@ -59,7 +59,12 @@ for edit in chosen.neurons:
 live = InterventionSpec(tuple(edits), spec.heads, "mask", spec.mask)
 
 try:
-    before = predict_mask(loaded, prompt, d1.strip(), d2.strip(), None, top_k=int(top_k))
+    # The unmodified prediction changes only with the prompt, so a slider move costs one forward pass.
+    key = (loaded.source, str(loaded.device), prompt, d1.strip(), d2.strip(), int(top_k))
+    if st.session_state.get("lab_before_key") != key:
+        st.session_state["lab_before"] = predict_mask(loaded, prompt, d1.strip(), d2.strip(), None, top_k=int(top_k))
+        st.session_state["lab_before_key"] = key
+    before = st.session_state["lab_before"]
     after = predict_mask(loaded, prompt, d1.strip(), d2.strip(), live, top_k=int(top_k))
 except BiasLabError as error:
     st.error(str(error))
