@@ -45,7 +45,7 @@ def test_bad_folder_in_the_picker_is_an_error_not_a_traceback(offline_hub):
 def test_runs_page_lists_stored_runs():
     run = RunStore().start("ig2", {"steps": 20}, model="tiny")
     run.complete({"prompts": 4})
-    app = AppTest.from_file(str(ROOT / "pages" / "1_Runs.py"), default_timeout=60).run()
+    app = AppTest.from_file(str(ROOT / "pages" / "8_Runs.py"), default_timeout=60).run()
     assert not app.exception
     assert run.id in app.dataframe[0].value["id"].tolist()
     app.selectbox[0].select("failed").run()

@@ -64,3 +64,39 @@ def test_intervention_arrives_from_the_url(monkeypatch, tiny_model_dir):
     assert app.text_input(key="lab_neurons").value == "0:7"
     assert app.slider(key="lab_scale_0_7").value == 2.0
     assert any("neuron L0:7 ×2" in b.label for b in app.sidebar.button)
+
+
+@pytest.fixture
+def ig2_run_folder(tiny_model_dir, tmp_path):
+    from bias_lab.ig2_run import run_ig2
+    from bias_lab.models import load_model
+    from bias_lab.prompts import ig2_prompts
+
+    loaded = load_model(tiny_model_dir("bert"), device="cpu")
+    return run_ig2(loaded, ig2_prompts("gender", "N", "female", "male", limit_modifiers=2), tmp_path / "ig2",
+                   __import__("bias_lab.attribution", fromlist=["IG2Settings"]).IG2Settings(steps=4)).folder
+
+
+def test_bias_neurons_page_opens_a_stored_run_and_sends_neurons(ig2_run_folder, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / "1_Bias_neurons.py"), default_timeout=120).run()
+    assert not app.exception and not app.error
+    selected = app.session_state["bn_selected"]
+    assert selected > 0
+    app.slider(key="bn_prompt_ratio").set_value(1.0).run()
+    assert app.session_state["bn_selected"] <= selected
+    app.slider(key="bn_prompt_ratio").set_value(0.2).run()
+    app.button(key="bn_send").click().run()
+    assert not app.exception and "Sent" in app.success[0].value
+
+
+def test_bias_neurons_page_runs_ig2_with_progress(monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / "1_Bias_neurons.py"), default_timeout=180)
+    app.session_state["bn_source"] = "Run IG2 now"
+    app.session_state["bn_steps"] = 3
+    app.run()
+    assert not app.exception
+    app.button(key="bn_run_button").click().run()
+    assert not app.exception and not app.error
+    assert app.session_state["bn_selected"] >= 0 and len(app.dataframe) >= 3

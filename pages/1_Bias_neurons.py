@@ -1,0 +1,111 @@
+"""Bias neurons: run Integrated Gap Gradients on a JUT (or open a stored run), see where the gap
+lives, select bias neurons and send them to the Neuron lab."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from bias_lab import plots
+from bias_lab.attribution import IG2Settings
+from bias_lab.errors import BiasLabError
+from bias_lab.ig2_run import load_ig2_run, run_ig2
+from bias_lab.neurons import SelectionSettings, neuron_spec, neurons_per_layer, select_bias_neurons
+from bias_lab.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts
+from bias_lab.store import RunStore
+from ui import downloads
+from ui.intervention import set_spec, sidebar_intervention
+from ui.session import sidebar_model
+
+st.set_page_config(page_title="Bias neurons · bias lab", layout="wide")
+st.title("Bias neurons")
+st.caption("Integrated Gap Gradients attributes the probability gap between two demographics at [MASK] to FFN neurons.")
+
+store = RunStore()
+source = st.radio("Attributions", ("Open a stored run", "Run IG2 now"), horizontal=True, key="bn_source")
+result = None
+if source == "Open a stored run":
+    runs = [r for r in store.list(kind="ig2", status="complete") if (r.artifact_dir / "run.json").is_file()]
+    if not runs:
+        st.info("No finished IG2 run yet: choose “Run IG2 now”, or run `bias-lab ig2 …` from the command line.")
+        st.stop()
+    labels = {f"{r.id} · {r.model} · {r.summary.get('prompts', '?')} prompts": r for r in runs}
+    chosen = labels[st.selectbox("Run", list(labels), key="bn_run")]
+    try:
+        result = load_ig2_run(chosen.artifact_dir)
+    except BiasLabError as error:
+        st.error(str(error))
+        st.stop()
+else:
+    loaded = sidebar_model()
+    if loaded is None:
+        st.stop()
+    sidebar_intervention(loaded)
+    custom = st.checkbox("Type a prompt instead of choosing a JUT", key="bn_custom")
+    if custom:
+        text = st.text_input("Prompt with [MASK]", "The nurse said that [MASK] would be late.", key="bn_prompt")
+        pair = st.columns(2)
+        prompts = [Prompt("custom", text, pair[0].text_input("d1", "he", key="bn_cd1"),
+                          pair[1].text_input("d2", "she", key="bn_cd2"))]
+        name = "custom-" + re.sub(r"\W+", "-", text)[:40]
+    else:
+        columns = st.columns(4)
+        dimension = columns[0].selectbox("Dimension", list(DIMENSIONS), index=1, key="bn_dimension")
+        modifier = columns[1].selectbox("Modifier type", list(MODIFIER_TYPES), format_func=lambda k: f"{k} ({MODIFIER_TYPES[k]})",
+                                        key="bn_modifier")
+        d1 = columns[2].selectbox("d1", DIMENSIONS[dimension], index=0, key="bn_d1")
+        d2 = columns[3].selectbox("d2", DIMENSIONS[dimension], index=1, key="bn_d2")
+        bags = st.slider("Modifiers (bags of 17 prompts each)", 1, 100, 1, key="bn_bags")
+        try:
+            prompts = ig2_prompts(dimension, modifier, d1, d2, limit_modifiers=bags)
+        except BiasLabError as error:
+            st.error(str(error))
+            st.stop()
+        name = f"{dimension}-{modifier}-{d1}-{d2}-{bags}".replace(" ", "_")
+    steps = st.slider("Integration steps m", 2, 50, 20, key="bn_steps")
+    out = store.home / "runs" / f"ui-ig2-{re.sub(r'[^A-Za-z0-9_.-]', '_', loaded.source)[-40:]}-{name}-m{steps}"
+    if (out / "run.json").is_file():
+        result = load_ig2_run(out)
+    elif st.button(f"Run IG2 on {len(prompts)} prompts", key="bn_run_button"):
+        bar = st.progress(0.0, text="attributing …")
+        try:
+            result = run_ig2(loaded, prompts, out, IG2Settings(steps=steps),
+                             progress=lambda done, total, message="": bar.progress(done / max(total, 1),
+                                                                                   text=f"{done} / {total} prompts"))
+        except BiasLabError as error:
+            st.error(str(error))
+            st.stop()
+    else:
+        st.info("Choose the prompts and press Run (an interrupted run resumes where it stopped).")
+        st.stop()
+
+scores = result.scores.numpy()
+st.subheader(f"{len(result.prompts)} prompts · {result.config['config'].get('model')} · m = {result.config['config']['steps']}")
+downloads.figure(plots.attribution_heatmap(scores.mean(axis=0), "Mean IG2 score per neuron over the prompts"),
+                 "ig2_heatmap", "bn_heatmap")
+flat = scores.mean(axis=0)
+order = np.argsort(flat.reshape(-1))[::-1][:20]
+top = pd.DataFrame({"layer": order // flat.shape[1], "neuron": order % flat.shape[1],
+                    "mean_score": flat.reshape(-1)[order]})
+st.subheader("Top neurons by mean IG2 score")
+downloads.table(top, "top_neurons", "bn_top")
+
+st.subheader("Bias neurons after selection")
+ratios = st.columns(2)
+prompt_ratio = ratios[0].slider("Per prompt: score ≥ ratio × max", 0.05, 1.0, 0.2, 0.05, key="bn_prompt_ratio")
+jut_ratio = ratios[1].slider("Per JUT: share of bags", 0.05, 1.0, 0.1, 0.05, key="bn_jut_ratio")
+table = select_bias_neurons(result.scores, result.prompts, SelectionSettings(prompt_ratio=prompt_ratio,
+                                                                             jut_ratio=jut_ratio))
+st.session_state["bn_selected"] = len(table)
+downloads.table(table, "bias_neurons", "bn_selected")
+downloads.figure(plots.neurons_per_layer_bars(neurons_per_layer(table, result.num_layers)), "bias_neurons_per_layer",
+                 "bn_per_layer")
+
+deltas = result.prompts.filter(like="delta_l").abs().mean()
+st.subheader("Convergence deltas (mean |Σ scores − (gap − gap with the layer zeroed)| per layer)")
+downloads.table(pd.DataFrame({"layer": range(len(deltas)), "mean_abs_delta": deltas.to_numpy()}), "deltas", "bn_deltas")
+
+if st.button("Send these bias neurons to the Neuron lab (suppressed ×0)", key="bn_send", disabled=table.empty):
+    set_spec(neuron_spec(table, 0.0))
+    st.success("Sent: open the Neuron lab page — the neurons are the active intervention (see the sidebar).")
