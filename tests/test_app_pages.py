@@ -100,3 +100,25 @@ def test_bias_neurons_page_runs_ig2_with_progress(monkeypatch, tiny_model_dir):
     app.button(key="bn_run_button").click().run()
     assert not app.exception and not app.error
     assert app.session_state["bn_selected"] >= 0 and len(app.dataframe) >= 3
+
+
+def test_heads_page_alpha_slider_changes_the_pruned_count(monkeypatch, tiny_model_dir, tmp_path):
+    from bias_lab.cli import main
+
+    text = tmp_path / "text.txt"
+    text.write_text("the doctor is here and she is very kind .\nthis young person is honest .\n")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "p0", "prompt": "[MASK] is a doctor .", "pair": ["he", "she"]}\n')
+    assert main(["heads", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--perf-data", str(text),
+                 "--bias", "ig2-gap", "--bias-data", str(prompts), "--out", str(tmp_path / "heads")]) == 0
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / "3_Heads.py"), default_timeout=120).run()
+    assert not app.exception and not app.error
+    first = app.session_state["heads_pruned"]
+    app.slider(key="heads_alpha").set_value(0.25).run()
+    assert app.session_state["heads_pruned"] == 2 and first == 0
+    gap = app.session_state["heads_live_gap"]
+    app.number_input(key="heads_head").set_value(3).run()
+    assert not app.exception and app.session_state["heads_live_gap"] != gap
+    app.button(key="heads_apply").click().run()
+    assert "2 heads ablated" in app.success[0].value
