@@ -122,3 +122,42 @@ def test_heads_page_alpha_slider_changes_the_pruned_count(monkeypatch, tiny_mode
     assert not app.exception and app.session_state["heads_live_gap"] != gap
     app.button(key="heads_apply").click().run()
     assert "2 heads ablated" in app.success[0].value
+
+
+def test_pruning_masks_page_switches_a_mask_on_and_off(monkeypatch, tiny_model_dir, tmp_path):
+    from bias_lab.models import load_model
+    from bias_lab.pruning.kaneko import KanekoObjective
+    from bias_lab.pruning.train import PruneSettings, train_mask
+
+    loaded = load_model(tiny_model_dir("bert"), device="cpu")
+    corpus = [f"the {w} is here and works ." for w in ["he", "she", "nurse", "doctor", "man", "woman"] * 10]
+    train_mask(loaded, KanekoObjective(loaded, corpus), tmp_path / "prune", PruneSettings(block="head", lr=0.5, batch_size=8))
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / "4_Pruning_masks.py"), default_timeout=120).run()
+    assert not app.exception and not app.error and app.session_state["masks_count"] == 1
+    app.toggle(key="masks_toggle").set_value(True).run()
+    assert not app.exception
+    assert any(b.label.startswith("✕ mask") for b in app.sidebar.button)
+    app.toggle(key="masks_toggle").set_value(False).run()
+    assert not any(b.label.startswith("✕ mask") for b in app.sidebar.button)
+
+
+def test_evaluate_page_before_and_after(monkeypatch, tiny_model_dir, tmp_path):
+    from bias_lab.store import RunStore
+
+    from .test_evaluation import STEREOSET
+
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(STEREOSET))
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / "5_Evaluate.py"), default_timeout=120)
+    app.query_params["spec"] = json.dumps({"neurons": [{"layer": 1, "neuron": n, "scale": 0.0} for n in range(30)],
+                                           "heads": [], "position": "mask"})
+    app.session_state["eval_data"] = str(path)
+    app.run()
+    app.button(key="eval_run").click().run()
+    assert not app.exception and not app.error
+    summary = app.session_state["eval_summary"]
+    assert summary["model"].tolist() == ["before", "after"]
+    methods = {r.summary["method"] for r in RunStore().list(kind="evaluate")}
+    assert methods == {"original", "BNS"}

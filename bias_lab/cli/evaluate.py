@@ -66,8 +66,11 @@ def run(args) -> int:
     if args.benchmark == "stereoset" and args.intersentence and loaded.kind != "causal":
         options["nsp_model"] = _nsp_model(loaded)
     store = RunStore()
+    from ..evaluation.record import method_of
+
     config = {"benchmark": args.benchmark, "data": args.data, "intervention": spec.to_dict() if spec else None,
-              "options": {k: v for k, v in options.items() if k != "nsp_model"}, "tasks": list(tasks)}
+              "method": method_of(spec), "options": {k: v for k, v in options.items() if k != "nsp_model"},
+              "tasks": list(tasks)}
     run = store.start("evaluate", config, model=loaded.source, provenance=provenance(str(loaded.device), args.seed))
     bar = TqdmProgress(f"{args.benchmark}")
     with run:
@@ -83,7 +86,9 @@ def run(args) -> int:
             from ..store import write_parquet_atomic
 
             write_parquet_atomic(args.per_item, result.items)
-        run.complete(_flat_summary(args.benchmark, result.summary))
+        from ..evaluation.record import headline, method_of
+
+        run.complete({"method": method_of(spec), **headline(args.benchmark, result.summary)})
     print(_headline(args.benchmark, result.summary), file=sys.stdout)
     print(f"→ {args.out}" + (f", {args.per_item}" if args.per_item else "") + f" (run {run.id})")
     return 0
@@ -105,19 +110,7 @@ def _nsp_model(loaded):
     return model.to(loaded.device).eval()
 
 
-def _flat_summary(benchmark: str, summary: dict) -> dict:
-    if benchmark == "stereoset":
-        overall = summary["intrasentence"]["overall"]
-        return {"ss": overall["ss"], "lms": overall["lms"], "icat": overall["icat"], "bias": abs(overall["ss"] - 50)}
-    if benchmark == "crows":
-        return {"metric": summary["overall"]["metric"], "bias": abs(summary["overall"]["metric"] - 50)}
-    if benchmark == "seat":
-        return {"mean_abs_effect_size": summary["mean_abs_effect_size"], "bias": summary["mean_abs_effect_size"]}
-    if benchmark == "winobias":
-        return {"preference": summary["overall"]["preference"], "bias": abs(summary["overall"]["preference"] - 50)}
-    return {"perplexity": summary["perplexity"]}
-
-
 def _headline(benchmark: str, summary: dict) -> str:
-    flat = _flat_summary(benchmark, summary)
-    return "  ".join(f"{k} {v:.3f}" for k, v in flat.items())
+    from ..evaluation.record import headline
+
+    return "  ".join(f"{k} {v:.3f}" for k, v in headline(benchmark, summary).items())
