@@ -18,8 +18,16 @@ if loaded is not None:
 
 st.subheader("Pages")
 st.markdown(
-    "- **Runs** — every stored computation (attributions, head scores, masks, evaluations) with its status, "
-    "config and summary.\n"
-    "- **Neuron lab** — the live demo: scale FFN neurons at the mask (×0 … ×3) and watch the top predictions and "
-    "the demographic gap change, against the same number of random neurons."
+    "- **Bias neurons** — run Integrated Gap Gradients on a demographic pair (or open a stored run): where the gap "
+    "lives, layer by neuron, which neurons are bias neurons, and one click to take them to the Neuron lab.\n"
+    "- **Neuron lab** — the live demo: scale neurons at the mask from ×0 to ×3 and watch the predictions and the gap "
+    "change, against random neurons.\n"
+    "- **Heads** — what removing each attention head does to performance and bias; FASP sliders choose heads to "
+    "prune; ablate a head live.\n"
+    "- **Pruning masks** — masks learned with frozen weights: densities per layer, surviving heads, and a switch "
+    "that puts a mask on the live model.\n"
+    "- **Evaluate** — StereoSet, CrowS-Pairs, SEAT, WinoBias or perplexity before and after the active intervention.\n"
+    "- **Compare** — two runs side by side: bias neurons per layer (migration), their overlap, head-score correlation.\n"
+    "- **Trade-off** — every stored evaluation as performance vs bias, by method, with the Pareto front.\n"
+    "- **Runs** — every stored computation with its status, config and summary."
 )

@@ -161,3 +161,34 @@ def test_evaluate_page_before_and_after(monkeypatch, tiny_model_dir, tmp_path):
     assert summary["model"].tolist() == ["before", "after"]
     methods = {r.summary["method"] for r in RunStore().list(kind="evaluate")}
     assert methods == {"original", "BNS"}
+
+
+def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_dir, tmp_path):
+    from bias_lab.attribution import IG2Settings
+    from bias_lab.evaluation import evaluate
+    from bias_lab.evaluation.record import record_evaluation
+    from bias_lab.ig2_run import run_ig2
+    from bias_lab.interventions import InterventionSpec, NeuronEdit
+    from bias_lab.models import load_model
+    from bias_lab.prompts import ig2_prompts
+
+    from .test_evaluation import STEREOSET
+
+    for family in ("bert", "distilbert"):
+        loaded = load_model(tiny_model_dir(family), device="cpu")
+        run_ig2(loaded, ig2_prompts("gender", "N", "female", "male", limit_modifiers=2), tmp_path / family,
+                IG2Settings(steps=3))
+    app = AppTest.from_file(str(ROOT / "pages" / "6_Compare.py"), default_timeout=120).run()
+    assert not app.exception and not app.error and app.session_state["cmp_overlap"] >= 0
+
+    from bias_lab.data import load_stereoset
+
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(STEREOSET))
+    data = load_stereoset(path)
+    spec = InterventionSpec(tuple(NeuronEdit(1, n, 0.0) for n in range(30)), position="mask")
+    record_evaluation(evaluate(loaded, "stereoset", data), loaded, None)
+    record_evaluation(evaluate(loaded, "stereoset", data, intervention=spec), loaded, spec)
+    app = AppTest.from_file(str(ROOT / "pages" / "7_Trade_off.py"), default_timeout=120).run()
+    assert not app.exception and not app.error
+    assert app.session_state["trade_points"] == 2
