@@ -153,9 +153,22 @@ class RunStore:
         self.home.mkdir(parents=True, exist_ok=True)
         self.path = self.home / "runs.sqlite"
         with closing(self._connect()) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            with connection:
-                connection.executescript(_SCHEMA)
+            self._retry(lambda: connection.execute("PRAGMA journal_mode=WAL"))
+        # BEGIN IMMEDIATE takes the write lock up front: a read that later upgrades to a write can
+        # fail at once in WAL mode when another process wrote meanwhile, whatever the busy timeout.
+        with self._transaction() as connection:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                connection.execute(statement)
+
+    @staticmethod
+    def _retry(action, attempts: int = 50):
+        for attempt in range(attempts):
+            try:
+                return action()
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -166,7 +179,7 @@ class RunStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with closing(self._connect()) as connection:
-            connection.execute("BEGIN IMMEDIATE")
+            self._retry(lambda: connection.execute("BEGIN IMMEDIATE"))
             try:
                 yield connection
                 connection.execute("COMMIT")

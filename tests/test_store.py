@@ -112,12 +112,19 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def _writer(home: str, worker: int, count: int) -> None:
-    store = RunStore(home)
-    for index in range(count):
-        run = store.start("bench", {"worker": worker, "index": index}, model=f"m{worker}")
-        run.save_unit("only", pd.DataFrame({"worker": [worker], "index": [index]}))
-        store.update(run.id, summary={"value": index})
-        run.complete({"done": True})
+    try:
+        store = RunStore(home)
+        for index in range(count):
+            run = store.start("bench", {"worker": worker, "index": index}, model=f"m{worker}")
+            run.save_unit("only", pd.DataFrame({"worker": [worker], "index": [index]}))
+            store.update(run.id, summary={"value": index})
+            run.complete({"done": True})
+    except BaseException:
+        import traceback
+        from pathlib import Path
+
+        Path(home, f"worker{worker}.error").write_text(traceback.format_exc())
+        raise
 
 
 def test_concurrent_writers_corrupt_nothing(tmp_path):
@@ -129,7 +136,9 @@ def test_concurrent_writers_corrupt_nothing(tmp_path):
         process.start()
     for process in workers:
         process.join(timeout=120)
-        assert process.exitcode == 0
+    errors = [p.read_text() for p in sorted(home.glob("worker*.error"))]
+    assert not errors, errors[0]
+    assert all(process.exitcode == 0 for process in workers)
     store = RunStore(home)
     records = store.list()
     assert len(records) == 100 and len({r.id for r in records}) == 100
