@@ -16,8 +16,9 @@ records = [r for r in RunStore().list(kind="evaluate", status="complete") if "bi
            "performance" in r.summary]
 frame = pd.DataFrame([{"run": r.id, "model": r.model, "benchmark": r.config.get("benchmark"),
                        "method": r.summary.get("method", r.config.get("method", "original")),
-                       "bias": r.summary.get("bias"), "performance": r.summary.get("performance")} for r in records])
-points = frame.dropna(subset=["bias", "performance"]) if not frame.empty else frame
+                       "bias": r.summary.get("bias"), "performance": r.summary.get("performance")} for r in records],
+                     columns=["run", "model", "benchmark", "method", "bias", "performance"])
+points = frame.dropna(subset=["bias", "performance"])
 if points.empty:
     st.info("No evaluation with both a performance and a bias number yet — StereoSet gives both "
             "(performance = 100 − LMS, bias = |SS − 50|). Run some on the Evaluate page.")

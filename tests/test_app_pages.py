@@ -192,3 +192,12 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
     app = AppTest.from_file(str(ROOT / "pages" / "7_Trade_off.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     assert app.session_state["trade_points"] == 2
+
+
+@pytest.mark.parametrize("page", ["1_Bias_neurons.py", "3_Heads.py", "4_Pruning_masks.py", "6_Compare.py",
+                                  "7_Trade_off.py", "8_Runs.py"])
+def test_pages_with_an_empty_run_store_explain_what_to_do(monkeypatch, tiny_model_dir, page):
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=120).run()
+    assert not app.exception and not app.error
+    assert len(app.info) >= 1

@@ -1,5 +1,6 @@
-import multiprocessing
 import sqlite3
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -7,6 +8,8 @@ import pytest
 from bias_lab import store as store_module
 from bias_lab.errors import Cancelled, RunStoreError
 from bias_lab.store import RunStore, write_json_atomic, write_parquet_atomic
+
+from .conftest import ROOT
 
 
 def test_run_lifecycle_list_filter_show_delete(isolated_home, tmp_path):
@@ -130,15 +133,14 @@ def _writer(home: str, worker: int, count: int) -> None:
 def test_concurrent_writers_corrupt_nothing(tmp_path):
     home = tmp_path / "shared-home"
     RunStore(home)
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_writer, args=(str(home), w, 25)) for w in range(4)]
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join(timeout=120)
+    # Separate interpreters (not multiprocessing): a spawned child would re-run whatever module is
+    # __main__ at the time — under other tests, a Streamlit page.
+    code = "import sys; from tests.test_store import _writer; _writer(sys.argv[1], int(sys.argv[2]), 25)"
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(home), str(w)], cwd=ROOT) for w in range(4)]
+    codes = [process.wait(timeout=180) for process in workers]
     errors = [p.read_text() for p in sorted(home.glob("worker*.error"))]
     assert not errors, errors[0]
-    assert all(process.exitcode == 0 for process in workers)
+    assert codes == [0, 0, 0, 0]
     store = RunStore(home)
     records = store.list()
     assert len(records) == 100 and len({r.id for r in records}) == 100
