@@ -3,13 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from ui.session import sidebar_model
+from ui.shell import sidebar
 
 st.set_page_config(page_title="bias lab", page_icon="⚖️", layout="wide")
 st.title("bias lab")
 st.write("Find where social bias lives inside a transformer language model, and switch it off live.")
 
-loaded = sidebar_model()
+loaded = sidebar()
 if loaded is not None:
     st.subheader(f"Loaded model: {loaded.source}")
     summary = loaded.summary()

@@ -15,13 +15,14 @@ from bias_lab.neurons import SelectionSettings, neuron_spec, neurons_per_layer, 
 from bias_lab.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts
 from bias_lab.store import RunStore
 from ui import downloads
-from ui.intervention import set_spec, sidebar_intervention
-from ui.session import sidebar_model
+from ui.intervention import set_spec
+from ui.shell import sidebar
 
 st.set_page_config(page_title="Bias neurons · bias lab", layout="wide")
 st.title("Bias neurons")
 st.caption("Integrated Gap Gradients attributes the probability gap between two demographics at [MASK] to FFN neurons.")
 
+loaded = sidebar()
 store = RunStore()
 source = st.radio("Attributions", ("Open a stored run", "Run IG2 now"), horizontal=True, key="bn_source")
 result = None
@@ -38,10 +39,8 @@ if source == "Open a stored run":
         st.error(str(error))
         st.stop()
 else:
-    loaded = sidebar_model()
     if loaded is None:
         st.stop()
-    sidebar_intervention(loaded)
     custom = st.checkbox("Type a prompt instead of choosing a JUT", key="bn_custom")
     if custom:
         text = st.text_input("Prompt with [MASK]", "The nurse said that [MASK] would be late.", key="bn_prompt")

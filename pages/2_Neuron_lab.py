@@ -6,18 +6,16 @@ import streamlit as st
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec, NeuronEdit
 from bias_lab.live import parse_neurons, predict_mask
-from ui.intervention import set_spec, sidebar_intervention
-from ui.session import sidebar_model
+from ui.intervention import current_spec, set_spec
+from ui.shell import sidebar
 
 st.set_page_config(page_title="Neuron lab · bias lab", layout="wide")
 st.title("Neuron lab")
 st.caption("Suppress (×0) or amplify (×2) FFN neurons at the mask and see the prediction change — "
            "one forward pass per change, no re-attribution.")
 
-loaded = sidebar_model()
-if loaded is None:
-    st.stop()
-spec = sidebar_intervention(loaded)
+loaded = sidebar(need_model=True)
+spec = current_spec()
 if loaded.kind != "masked":
     st.error(f"the Neuron lab needs a masked language model; {loaded.source!r} is loaded as {loaded.kind!r}")
     st.stop()

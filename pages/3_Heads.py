@@ -14,12 +14,14 @@ from bias_lab.live import predict_mask
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.intervention import set_spec
+from ui.shell import sidebar
 
 st.set_page_config(page_title="Heads · bias lab", layout="wide")
 st.title("Attention heads")
 st.caption("What each head does to performance and to bias when it is removed; FASP protects the heads "
            "language modelling needs and prunes those that carry bias.")
 
+loaded = sidebar()
 store = RunStore()
 runs = [r for r in store.list(kind="heads", status="complete") if (r.artifact_dir / "head_scores.parquet").is_file()]
 if not runs:
@@ -37,8 +39,16 @@ with grids[0]:
                                      f"Δ {record.config.get('perf')}"), "perf_delta_grid", "heads_perf")
 if has_bias:
     with grids[1]:
-        downloads.figure(plots.head_grid(table, "bias_delta", "Bias change when the head is removed",
-                                         f"Δ {record.config.get('bias')}"), "bias_delta_grid", "heads_bias")
+        bias_grid = plots.head_grid(table, "bias_delta", "Bias change when the head is removed (click a head to "
+                                    "ablate it live below)", f"Δ {record.config.get('bias')}")
+        event = st.plotly_chart(bias_grid, key="heads_bias_click", on_select="rerun", selection_mode="points")
+        points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+            getattr(getattr(event, "selection", None), "points", [])
+        if points:
+            st.session_state["heads_layer"] = int(points[0]["y"])
+            st.session_state["heads_head"] = int(points[0]["x"])
+        st.download_button("Download figure (HTML)", bias_grid.to_html(include_plotlyjs="cdn"), "bias_delta_grid.html",
+                           "text/html", key="heads_bias_html")
 
 if has_bias:
     st.subheader("FASP")
@@ -60,13 +70,6 @@ if has_bias:
         st.success(f"{counts.get('pruned', 0)} heads ablated in the active intervention (see the sidebar).")
 
 st.subheader("Ablate a head live")
-try:
-    from ui.session import sidebar_model
-
-    loaded = sidebar_model()
-except BiasLabError as error:
-    loaded = None
-    st.error(str(error))
 if loaded is not None and loaded.kind == "masked":
     picks = st.columns(5)
     layer = picks[0].number_input("Layer", 0, loaded.num_layers - 1, loaded.num_layers - 1, key="heads_layer")

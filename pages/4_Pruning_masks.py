@@ -11,18 +11,15 @@ from bias_lab.interventions import InterventionSpec
 from bias_lab.pruning.masks import MaskSet, densities, surviving_heads
 from bias_lab.store import RunStore
 from ui import downloads
-from ui.intervention import current_spec, set_spec, sidebar_intervention
-from ui.session import sidebar_model
+from ui.intervention import current_spec, set_spec
+from ui.shell import sidebar
 
 st.set_page_config(page_title="Pruning masks · bias lab", layout="wide")
 st.title("Pruning masks")
 st.caption("Masks learned with frozen weights (`bias-lab prune`): how much of each layer they keep, which "
            "heads survive, and what the model does with them switched on.")
 
-loaded = sidebar_model()
-if loaded is None:
-    st.stop()
-sidebar_intervention(loaded)
+loaded = sidebar(need_model=True)
 runs = [r for r in RunStore().list(kind="prune", status="complete") if (r.artifact_dir / "mask.safetensors").is_file()]
 known = {f"{r.id} · block {r.config.get('block')} · {r.config.get('objective')}": r.artifact_dir / "mask.safetensors"
          for r in runs}

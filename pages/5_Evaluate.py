@@ -8,18 +8,16 @@ from bias_lab.errors import BiasLabError
 from bias_lab.evaluation import BENCHMARKS, evaluate, load_benchmark_data
 from bias_lab.evaluation.record import headline, record_evaluation
 from ui import downloads
-from ui.intervention import sidebar_intervention
-from ui.session import sidebar_model
+from ui.intervention import current_spec
+from ui.shell import sidebar
 
 st.set_page_config(page_title="Evaluate · bias lab", layout="wide")
 st.title("Evaluate")
 st.caption("StereoSet, CrowS-Pairs, SEAT, WinoBias or perplexity — before (the model as loaded) and after (with the "
            "active intervention from the sidebar). Results are stored as runs for the Trade-off page.")
 
-loaded = sidebar_model()
-if loaded is None:
-    st.stop()
-spec = sidebar_intervention(loaded)
+loaded = sidebar(need_model=True)
+spec = current_spec()
 columns = st.columns(3)
 benchmark = columns[0].selectbox("Benchmark", BENCHMARKS, key="eval_benchmark")
 data_path = columns[1].text_input("Data (file, folder or HF dataset id)", key="eval_data",

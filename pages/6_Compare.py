@@ -10,8 +10,10 @@ from bias_lab.ig2_run import load_ig2_run
 from bias_lab.neurons import compare_layer_distributions, select_bias_neurons
 from bias_lab.store import RunStore
 from ui import downloads
+from ui.shell import sidebar
 
 st.set_page_config(page_title="Compare · bias lab", layout="wide")
+sidebar()
 st.title("Compare")
 st.caption("Two models or two runs side by side — works from stored runs alone.")
 

@@ -7,8 +7,10 @@ import streamlit as st
 from bias_lab import plots
 from bias_lab.store import RunStore
 from ui import downloads
+from ui.shell import sidebar
 
 st.set_page_config(page_title="Trade-off · bias lab", layout="wide")
+sidebar()
 st.title("Performance–bias trade-off")
 st.caption("Each point is a stored evaluation (Evaluate page or `bias-lab evaluate`): lower is better on both axes.")
 

@@ -4,8 +4,10 @@ import streamlit as st
 
 from bias_lab.errors import BiasLabError
 from bias_lab.store import STATUSES, RunStore
+from ui.shell import sidebar
 
 st.set_page_config(page_title="Runs · bias lab", layout="wide")
+sidebar()
 st.title("Runs")
 st.caption("Every long computation is stored as a run; its artifacts live in its folder.")
 

@@ -174,6 +174,7 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
 
     from .test_evaluation import STEREOSET
 
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
     for family in ("bert", "distilbert"):
         loaded = load_model(tiny_model_dir(family), device="cpu")
         run_ig2(loaded, ig2_prompts("gender", "N", "female", "male", limit_modifiers=2), tmp_path / family,
