@@ -16,6 +16,7 @@ from bias_lab.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.intervention import set_spec
+from ui.jobs import run_job
 from ui.shell import sidebar
 
 st.set_page_config(page_title="Bias neurons · bias lab", layout="wide")
@@ -64,19 +65,14 @@ else:
         name = f"{dimension}-{modifier}-{d1}-{d2}-{bags}".replace(" ", "_")
     steps = st.slider("Integration steps m", 2, 50, 20, key="bn_steps")
     out = store.home / "runs" / f"ui-ig2-{re.sub(r'[^A-Za-z0-9_.-]', '_', loaded.source)[-40:]}-{name}-m{steps}"
-    if (out / "run.json").is_file():
+    started = st.button(f"Run IG2 on {len(prompts)} prompts", key="bn_run_button")
+    result = run_job(f"bn_job_{out.name}", "IG2 prompts",
+                     lambda progress, cancel: run_ig2(loaded, prompts, out, IG2Settings(steps=steps), progress=progress,
+                                                      cancel=cancel), start=started)
+    if result is None and (out / "run.json").is_file() and not started:
         result = load_ig2_run(out)
-    elif st.button(f"Run IG2 on {len(prompts)} prompts", key="bn_run_button"):
-        bar = st.progress(0.0, text="attributing …")
-        try:
-            result = run_ig2(loaded, prompts, out, IG2Settings(steps=steps),
-                             progress=lambda done, total, message="": bar.progress(done / max(total, 1),
-                                                                                   text=f"{done} / {total} prompts"))
-        except BiasLabError as error:
-            st.error(str(error))
-            st.stop()
-    else:
-        st.info("Choose the prompts and press Run (an interrupted run resumes where it stopped).")
+    if result is None:
+        st.info("Choose the prompts and press Run; Cancel stops it, and Run again resumes where it stopped.")
         st.stop()
 
 scores = result.scores.numpy()

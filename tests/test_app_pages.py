@@ -202,3 +202,54 @@ def test_pages_with_an_empty_run_store_explain_what_to_do(monkeypatch, tiny_mode
     app = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=120).run()
     assert not app.exception and not app.error
     assert len(app.info) >= 1
+
+
+def test_background_job_reports_progress_and_stops_on_cancel():
+    import time
+
+    from ui.jobs import Job
+
+    def work(progress, cancel):
+        for step in range(1000):
+            cancel.check()
+            progress(step, 1000)
+            time.sleep(0.01)
+        return "finished"
+
+    job = Job(work)
+    time.sleep(0.1)
+    assert job.running and job.total == 1000
+    job.token.cancel()
+    job.thread.join(timeout=5)
+    assert not job.running and job.cancelled and job.result is None
+    quick = Job(lambda progress, cancel: "done")
+    quick.thread.join(timeout=5)
+    assert quick.result == "done" and not quick.cancelled and quick.error is None
+    failing = Job(lambda progress, cancel: (_ for _ in ()).throw(ValueError("bad prompt")))
+    failing.thread.join(timeout=5)
+    assert failing.error == "ValueError: bad prompt"
+
+
+def test_bias_neurons_page_cancel_leaves_a_resumable_run(monkeypatch, tiny_model_dir):
+    from bias_lab.errors import Cancelled
+    from bias_lab.store import RunStore
+
+    import bias_lab.ig2_run as ig2_run
+
+    real = ig2_run.attribute_ig2
+
+    def cancelled(*args, cancel=None, **kwargs):
+        raise Cancelled("stop")
+
+    monkeypatch.setattr(ig2_run, "attribute_ig2", cancelled)
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / "1_Bias_neurons.py"), default_timeout=180)
+    app.session_state["bn_source"] = "Run IG2 now"
+    app.session_state["bn_steps"] = 3
+    app.run()
+    app.button(key="bn_run_button").click().run()
+    assert not app.exception and "cancelled" in app.warning[0].value
+    assert RunStore().list(kind="ig2")[0].status == "interrupted"
+    monkeypatch.setattr(ig2_run, "attribute_ig2", real)
+    app.button(key="bn_run_button").click().run()
+    assert not app.exception and not app.error and RunStore().list(kind="ig2")[0].status == "complete"

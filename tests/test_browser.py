@@ -22,9 +22,9 @@ PAGES = {
 
 
 def _requirements():
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("playwright") is None:
         return "playwright is not installed"
     if not shutil.which(CHROMIUM):
         return f"{CHROMIUM} is not installed (apt-get install chromium)"
