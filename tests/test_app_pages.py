@@ -253,3 +253,23 @@ def test_bias_neurons_page_cancel_leaves_a_resumable_run(monkeypatch, tiny_model
     monkeypatch.setattr(ig2_run, "attribute_ig2", real)
     app.button(key="bn_run_button").click().run()
     assert not app.exception and not app.error and RunStore().list(kind="ig2")[0].status == "complete"
+
+
+def test_png_export_on_request(monkeypatch, tiny_model_dir, tmp_path):
+    import shutil
+
+    if not shutil.which("chromium") and not shutil.which("google-chrome"):
+        pytest.skip("PNG export needs Chrome or Chromium")
+    from bias_lab.cli import main
+
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"id": "p0", "prompt": "[MASK] is a doctor .", "pair": ["he", "she"]}\n')
+    text = tmp_path / "t.txt"
+    text.write_text("the doctor is here .\n")
+    assert main(["heads", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--perf-data", str(text),
+                 "--bias", "ig2-gap", "--bias-data", str(prompts), "--out", str(tmp_path / "heads")]) == 0
+    app = AppTest.from_file(str(ROOT / "pages" / "3_Heads.py"), default_timeout=180).run()
+    app.button(key="heads_perf_png_prepare").click().run()
+    assert not app.exception and not app.error
+    assert app.session_state["heads_perf_png_bytes"][:4] == b"\x89PNG"

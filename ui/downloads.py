@@ -1,4 +1,4 @@
-"""Download buttons for every figure (HTML; PNG where a static renderer is installed) and table (CSV)."""
+"""Download buttons for every figure (HTML always, PNG on request) and every table (CSV)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ def figure(fig, name: str, key: str) -> None:
     left, right = st.columns(2)
     left.download_button("Download figure (HTML)", fig.to_html(include_plotlyjs="cdn"), f"{name}.html", "text/html",
                          key=f"{key}_html")
-    try:
-        png = fig.to_image(format="png")
-    except Exception:  # plotly needs kaleido and a browser for PNG; the HTML keeps the full figure
-        right.caption("PNG: use the camera icon of the figure's toolbar")
-    else:
-        right.download_button("Download figure (PNG)", png, f"{name}.png", "image/png", key=f"{key}_png")
+    png_key = f"{key}_png_bytes"
+    if png_key in st.session_state:
+        right.download_button("Download figure (PNG)", st.session_state[png_key], f"{name}.png", "image/png",
+                              key=f"{key}_png")
+    elif right.button("Prepare PNG", key=f"{key}_png_prepare"):
+        # Rendering a PNG starts a headless browser (kaleido): seconds, so only on request.
+        try:
+            st.session_state[png_key] = fig.to_image(format="png", scale=2)
+        except Exception as error:
+            right.error(f"PNG export needs kaleido and Chrome/Chromium ({type(error).__name__}); "
+                        "use the HTML download or the figure's camera icon")
+        else:
+            st.rerun()
 
 
 def table(frame, name: str, key: str) -> None:
