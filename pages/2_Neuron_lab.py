@@ -6,6 +6,7 @@ import streamlit as st
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec, NeuronEdit
 from bias_lab.live import parse_neurons, predict_mask
+from ui import downloads
 from ui.intervention import current_spec, set_spec
 from ui.shell import sidebar
 
@@ -77,13 +78,14 @@ st.session_state["lab_after_gap"] = after.gap
 figure = go.Figure(go.Bar(x=["before", "after"], y=[before.gap, after.gap], marker_color=["#888", "#d62728"]))
 figure.update_layout(title="Demographic gap at the mask, before and after", yaxis_title="|P(d1) − P(d2)| (probability)",
                      xaxis_title="model", height=320)
-st.plotly_chart(figure, key="lab_gap_chart")
+downloads.figure(figure, "gap_before_after", "lab_gap")
 tables = st.columns(2)
-tables[0].subheader("Before")
-tables[0].dataframe(before.top, hide_index=True)
-tables[1].subheader("After")
-tables[1].dataframe(after.top, hide_index=True)
-st.download_button("Download predictions (CSV)", after.top.to_csv(index=False), "predictions.csv", "text/csv")
+with tables[0]:
+    st.subheader("Before")
+    downloads.table(before.top, "predictions_before", "lab_before")
+with tables[1]:
+    st.subheader("After")
+    downloads.table(after.top, "predictions_after", "lab_after")
 if st.button("Make these edits the active intervention", key="lab_apply"):
     set_spec(InterventionSpec(tuple(edits), spec.heads, "mask", spec.mask))
     st.rerun()

@@ -8,10 +8,14 @@ import streamlit as st
 from bias_lab import plots
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec
+from bias_lab.data import load_text
+from bias_lab.pruning.kaneko import MODES, KanekoObjective
 from bias_lab.pruning.masks import MaskSet, densities, surviving_heads
+from bias_lab.pruning.train import PruneSettings, train_mask
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.intervention import current_spec, set_spec
+from ui.jobs import run_job
 from ui.shell import sidebar
 
 st.set_page_config(page_title="Pruning masks · bias lab", layout="wide")
@@ -20,6 +24,27 @@ st.caption("Masks learned with frozen weights (`bias-lab prune`): how much of ea
            "heads survive, and what the model does with them switched on.")
 
 loaded = sidebar(need_model=True)
+with st.expander("Learn a new mask (Kaneko & Bollegala debiasing, weights frozen)"):
+    form = st.columns(4)
+    corpus = form[0].text_input("Corpus text file", key="masks_corpus")
+    block = form[1].selectbox("Block", ("32", "64", "128", "head", "neuron", "unstructured"), key="masks_block")
+    mode = form[2].selectbox("Mode", MODES, index=MODES.index("last-token"), key="masks_mode")
+    epochs = form[3].number_input("Epochs", 1, 100, 1, key="masks_epochs")
+    started = st.button("Learn the mask", key="masks_learn", disabled=not corpus.strip())
+
+    def learn(progress, cancel):
+        objective = KanekoObjective(loaded, load_text(corpus.strip()), mode=mode)
+        out = RunStore().home / "runs" / f"ui-prune-{Path(corpus.strip()).stem}-{block}-{mode}-e{int(epochs)}"
+        return train_mask(loaded, objective, out, PruneSettings(block=int(block) if block.isdigit() else block,
+                                                                epochs=int(epochs)), progress=progress, cancel=cancel)
+
+    learned = run_job("masks_job", "mask training steps", learn, start=started)
+    if learned is not None:
+        st.success(f"mask written to {learned.folder / 'mask.safetensors'}")
+        if started or st.session_state.get("masks_learned") != str(learned.folder):
+            st.session_state["masks_learned"] = str(learned.folder)
+            st.session_state["masks_path"] = str(learned.folder / "mask.safetensors")
+
 runs = [r for r in RunStore().list(kind="prune", status="complete") if (r.artifact_dir / "mask.safetensors").is_file()]
 known = {f"{r.id} · block {r.config.get('block')} · {r.config.get('objective')}": r.artifact_dir / "mask.safetensors"
          for r in runs}

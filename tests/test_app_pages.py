@@ -273,3 +273,17 @@ def test_png_export_on_request(monkeypatch, tiny_model_dir, tmp_path):
     app.button(key="heads_perf_png_prepare").click().run()
     assert not app.exception and not app.error
     assert app.session_state["heads_perf_png_bytes"][:4] == b"\x89PNG"
+
+
+def test_pruning_masks_page_learns_a_mask(monkeypatch, tiny_model_dir, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"the {w} is here and works ." for w in ["he", "she", "nurse", "doctor"] * 10) + "\n")
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / "4_Pruning_masks.py"), default_timeout=180)
+    app.session_state["masks_corpus"] = str(corpus)
+    app.session_state["masks_block"] = "head"
+    app.run()
+    app.button(key="masks_learn").click().run()
+    assert not app.exception and not app.error
+    assert "mask written to" in app.success[0].value
+    assert app.session_state["masks_count"] == 1
