@@ -63,6 +63,13 @@ class TqdmProgress:
             self._bar.close()
             self._bar = None
 
+    def __enter__(self) -> "TqdmProgress":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
 
 def report(progress: Callable | None, done: int, total: int, message: str = "") -> None:
     if progress is not None:

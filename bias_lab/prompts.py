@@ -214,22 +214,11 @@ def ig2_prompts(dimension: str, modifier_type: str, d1: str, d2: str, *, source:
 
 def load_prompt_file(path: str | Path) -> list[Prompt]:
     """Custom prompts, one JSON object per line: {"id", "prompt" (with [MASK]), "pair": [d1, d2]}."""
+    from .data.common import read_jsonl
+
     path = Path(path)
-    if not path.is_file():
-        raise BiasLabError(f"prompt file {str(path)!r} does not exist")
     prompts, seen = [], set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise BiasLabError(f"{path} line {number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise BiasLabError(f"{path} line {number}: expected an object with id, prompt, pair")
-        missing = [key for key in ("id", "prompt", "pair") if key not in record]
-        if missing:
-            raise BiasLabError(f"{path} line {number}: missing {missing[0]!r} (each line needs id, prompt, pair)")
+    for number, record in read_jsonl(path, "prompt file", ("id", "prompt", "pair")):
         pair = record["pair"]
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(w, str) and w for w in pair)):
             raise BiasLabError(f"{path} line {number} (id {record['id']!r}): 'pair' must be two words, got {pair!r}")

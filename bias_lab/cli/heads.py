@@ -199,13 +199,10 @@ def importance_command(args) -> int:
         summary = {"heads": len(table)}
         if args.iterative:
             perf, bias = _metrics(args, loaded)
-            bar = TqdmProgress("iterative pruning")
-            try:
+            with TqdmProgress("iterative pruning") as bar:
                 curve = iterative_pruning(loaded, texts, perf, bias, fraction=args.fraction, steps=args.iterative,
                                           batch_size=args.batch_size, seed=args.seed, scores=args.scores,
                                           progress=bar)
-            finally:
-                bar.close()
             curve["heads"] = curve["heads"].map(json.dumps)
             write_parquet_atomic(args.out / "iterative.parquet", curve)
             summary["steps"] = int(curve["step"].max())
@@ -229,11 +226,8 @@ def tradeoff_command(args) -> int:
         args.model = _run_model(args.run)
     loaded = model_from_args(args)
     perf, bias = _metrics(args, loaded)
-    bar = TqdmProgress("pruned models")
-    try:
+    with TqdmProgress("pruned models") as bar:
         points = fasp_tradeoff(loaded, table, perf, bias, args.alphas, args.gammas, progress=bar)
-    finally:
-        bar.close()
     if args.out.suffix == ".parquet":
         write_parquet_atomic(args.out, points.assign(pruned=points["pruned"].map(json.dumps)))
     else:

@@ -103,11 +103,8 @@ def run_ig2_command(args) -> int:
     if skipped.skipped:
         print(f"skipped {len(prompts) - len(skipped.prompts)} of {len(prompts)} prompts: {skipped.describe_skipped()}",
               file=sys.stderr)
-    bar = TqdmProgress("IG2 prompts")
-    try:
+    with TqdmProgress("IG2 prompts") as bar:
         result = run_ig2(loaded, prompts, args.out, settings, progress=bar, description=description)
-    finally:
-        bar.close()
     print(f"attributed {len(result.prompts)} prompts in {result.config['timing']['attribution_s']:.1f} s "
           f"→ {args.out}/attributions.safetensors, prompts.parquet, run.json")
     return 0
@@ -203,11 +200,8 @@ def verify_command(args) -> int:
     prompts = [Prompt(**{c: (row[c] if c != "template" else int(row[c])) for c in columns})
                for row in result.prompts[columns].to_dict("records")]
     prepared = prepare_prompts(loaded, prompts).prompts
-    bar = TqdmProgress("verify JUTs")
-    try:
+    with TqdmProgress("verify JUTs") as bar:
         frame = verify_neurons(loaded, prepared, table, draws=args.draws, seed=args.seed, progress=bar)
-    finally:
-        bar.close()
     out = args.out or args.run / "verification.csv"
     _write_table(frame, out)
     for row in frame.itertuples():

@@ -87,19 +87,13 @@ def prune_command(args) -> int:
         objective = MaskedDebiasObjective(loaded, examples, loss=args.loss)
         description = {"data": args.data, "loss": args.loss, "limit": args.limit}
     if args.debias_only:
-        bar = TqdmProgress("debias steps")
-        try:
+        with TqdmProgress("debias steps") as bar:
             history = train_weights(loaded, objective, args.out, settings, progress=bar, description=description)
-        finally:
-            bar.close()
         print(f"{len(history)} steps of weight training; final loss {history['loss'].iloc[-1]:.4f} "
               f"→ {args.out}/model, history.parquet, run.json")
         return 0
-    bar = TqdmProgress("prune steps")
-    try:
+    with TqdmProgress("prune steps") as bar:
         result = train_mask(loaded, objective, args.out, settings, progress=bar, description=description)
-    finally:
-        bar.close()
     density = 100.0 * result.densities["kept"].sum() / result.densities["total"].sum()
     print(f"{len(result.history)} steps; density {density:.1f} %; {int((~result.heads['alive']).sum())} heads pruned")
     print(f"→ {args.out}/mask.safetensors, densities.parquet, history.parquet, run.json")

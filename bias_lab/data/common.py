@@ -79,3 +79,23 @@ def load_hf_dataset(dataset_id: str, config: str | None, split: str, what: str, 
 def require(condition: bool, path, record, message: str) -> None:
     if not condition:
         raise DataError(f"{path}: record {record}: {message}")
+
+
+def read_jsonl(path: str | Path, what: str, required: tuple[str, ...]):
+    """Yield (line number, record) of a JSON-lines file, each record an object with ``required`` keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {str(path)!r} does not exist: give a JSON-lines file of {{{', '.join(required)}}} records")
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path} line {number}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path} line {number}: expected an object with {', '.join(required)}")
+        missing = [key for key in required if key not in record]
+        if missing:
+            raise DataError(f"{path} line {number}: missing {missing[0]!r} (each line needs {', '.join(required)})")
+        yield number, record

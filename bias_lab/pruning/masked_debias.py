@@ -8,7 +8,6 @@ Losses: ``reweight`` — Σ w·CE / Σ w with w = 1 − p_bias(gold); ``focal`` 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,21 +28,11 @@ class Example:
 
 
 def load_examples(path: str | Path) -> list[Example]:
+    from ..data.common import read_jsonl
+
     path = Path(path)
-    if not path.is_file():
-        raise BiasLabError(f"masked-debias data {str(path)!r} does not exist: give a JSONL file of "
-                           "{text, text_pair, label, bias_prob} records")
     examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise BiasLabError(f"{path} line {number}: not valid JSON ({error.msg})") from None
-        missing = [k for k in ("text", "label", "bias_prob") if k not in record]
-        if missing:
-            raise BiasLabError(f"{path} line {number}: missing {missing[0]!r} (needs text, label, bias_prob)")
+    for number, record in read_jsonl(path, "masked-debias data", ("text", "label", "bias_prob")):
         probability = record["bias_prob"]
         if not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
             raise BiasLabError(f"{path} line {number}: bias_prob {probability!r} must be a probability")
