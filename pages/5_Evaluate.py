@@ -3,6 +3,7 @@
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
 from bias_lab.errors import BiasLabError
 from bias_lab.evaluation import BENCHMARKS, evaluate, load_benchmark_data
@@ -18,11 +19,12 @@ st.caption("StereoSet, CrowS-Pairs, SEAT, WinoBias or perplexity — before (the
 
 loaded = sidebar(need_model=True)
 spec = current_spec()
-columns = st.columns(3)
+columns = st.columns(4)
 benchmark = columns[0].selectbox("Benchmark", BENCHMARKS, key="eval_benchmark")
 data_path = columns[1].text_input("Data (file, folder or HF dataset id)", key="eval_data",
                                   placeholder="e.g. /data/stereoset/dev.json")
 limit = columns[2].number_input("At most N items (0 = all)", min_value=0, value=200, key="eval_limit")
+batch_size = columns[3].number_input("Batch size (0 = automatic)", min_value=0, value=0, key="eval_batch")
 
 if not st.button("Run", key="eval_run"):
     st.stop()
@@ -33,17 +35,19 @@ try:
     elif limit and benchmark in ("crows", "winobias"):
         data = data[: int(limit)]
     bar = st.progress(0.0, text="before …")
-    before = evaluate(loaded, benchmark, data, progress=lambda d, t, m="": bar.progress(min(d / max(t, 1), 1.0),
-                                                                                        text="before …"))
+    size = int(batch_size) or None
+    before = evaluate(loaded, benchmark, data, batch_size=size,
+                      progress=lambda d, t, m="": bar.progress(min(d / max(t, 1), 1.0), text="before …"))
     after = None
     if not spec.is_empty:
-        after = evaluate(loaded, benchmark, data, intervention=spec,
+        after = evaluate(loaded, benchmark, data, intervention=spec, batch_size=size,
                          progress=lambda d, t, m="": bar.progress(min(d / max(t, 1), 1.0), text="after …"))
 except BiasLabError as error:
     st.error(str(error))
     st.stop()
-except MemoryError:
-    st.error("out of memory: lower the number of items")
+except (torch.OutOfMemoryError, MemoryError):
+    tried = f"batch size {int(batch_size)}" if batch_size else "the automatic batch size (≈4096 tokens per batch)"
+    st.error(f"out of memory with {tried}: set a smaller batch size")
     st.stop()
 record_evaluation(before, loaded, None, data=data_path or None)
 rows = [{"model": "before", **headline(benchmark, before.summary)}]

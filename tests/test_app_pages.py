@@ -287,3 +287,26 @@ def test_pruning_masks_page_learns_a_mask(monkeypatch, tiny_model_dir, tmp_path)
     assert not app.exception and not app.error
     assert "mask written to" in app.success[0].value
     assert app.session_state["masks_count"] == 1
+
+
+def test_out_of_memory_is_reported_with_the_batch_size(monkeypatch, tiny_model_dir, tmp_path):
+    import torch
+
+    import bias_lab.evaluation as evaluation
+
+    from .test_evaluation import STEREOSET
+
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(STEREOSET))
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(evaluation, "evaluate", out_of_memory)
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / "5_Evaluate.py"), default_timeout=120)
+    app.session_state["eval_data"] = str(path)
+    app.session_state["eval_batch"] = 64
+    app.run()
+    app.button(key="eval_run").click().run()
+    assert not app.exception and "out of memory with batch size 64" in app.error[0].value

@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 import streamlit as st
+import torch
 
 from bias_lab.errors import BiasLabError, Cancelled
 from bias_lab.progress import CancelToken
@@ -30,6 +31,8 @@ class Job:
             self.cancelled = True
         except BiasLabError as error:
             self.error = str(error)
+        except (torch.OutOfMemoryError, MemoryError):
+            self.error = "out of memory: lower the batch size or the number of prompts"
         except Exception as error:  # shown as one line on the page, never as a traceback
             self.error = f"{type(error).__name__}: {error}"
 
