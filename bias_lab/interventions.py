@@ -222,6 +222,7 @@ class ActiveIntervention:
         self.tracker = _PositionTracker(spec.position, loaded.mask_token_id)
         self._handles: list = []
         self._contexts = ExitStack()
+        self._edited = 0  # positions the neuron hooks scaled, summed over layers and passes (kept on device)
 
     def attach(self) -> "ActiveIntervention":
         adapter = self.loaded.adapter
@@ -245,6 +246,11 @@ class ActiveIntervention:
         while self._handles:
             self._handles.pop().remove()
         self._contexts.close()
+
+    @property
+    def edited_positions(self) -> int:
+        """How many (token, layer) positions the neuron edits have scaled so far (0: they did nothing)."""
+        return int(self._edited)
 
     def set_positions(self, selector: torch.Tensor | None) -> None:
         """Edit these [batch, seq] positions instead of the ones the spec's position rule finds."""
@@ -275,6 +281,9 @@ class ActiveIntervention:
             if position != "all" or tracker.override is not None:
                 selected = tracker.selector(hidden.shape, hidden.device)
                 factor = torch.where(selected[..., None], factor, torch.ones_like(factor))
+                self._edited = self._edited + selected.sum()
+            else:
+                self._edited = self._edited + hidden[..., 0].numel()
             return (hidden * factor,) + tuple(args[1:])
 
         return hook

@@ -30,9 +30,20 @@ def predict_mask(loaded, prompt: str, d1: str, d2: str, spec: InterventionSpec |
     """Top-k predictions at the single ``[MASK]`` of ``prompt`` and P(d1), P(d2), under ``spec``."""
     if top_k < 1:
         raise BiasLabError(f"top-k {top_k} must be at least 1")
+    if loaded.mask_token is None:
+        raise BiasLabError(f"predictions at [MASK] need a masked language model; {loaded.source!r} is a {loaded.kind} model")
+    count = prompt.count(MASK) + (prompt.count(loaded.mask_token) if loaded.mask_token != MASK else 0)
+    if count != 1:
+        raise BiasLabError(f"the prompt needs exactly one {MASK} where the model fills in a word; it has "
+                           f"{'none' if count == 0 else count}")
+    for label, word in (("demographic 1", d1), ("demographic 2", d2)):
+        if not word.strip():
+            raise BiasLabError(f"{label} is empty: type a word such as 'he' or 'she'")
     preparation = prepare_prompts(loaded, [Prompt("live", prompt, d1, d2)])
     if not preparation.prompts:
-        raise BiasLabError(preparation.describe_skipped())
+        word = next(iter(preparation.skipped))
+        raise BiasLabError(f"the word {word!r} {preparation.reasons[word]}: the gap compares two single-token words, "
+                           "so choose a shorter or more common word")
     prepared = preparation.prompts[0]
     batch = loaded.tokenizer([prepared.text], return_tensors="pt").to(loaded.device)
     position = int((batch["input_ids"][0] == loaded.mask_token_id).nonzero()[0])

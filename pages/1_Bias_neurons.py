@@ -13,11 +13,13 @@ from bias_lab.errors import BiasLabError
 from bias_lab.ig2_run import load_ig2_run, run_ig2
 from bias_lab.neurons import SelectionSettings, neuron_spec, neurons_per_layer, select_bias_neurons
 from bias_lab.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts
+from bias_lab.run_labels import describe_run
 from bias_lab.store import RunStore
 from ui import downloads
-from ui.intervention import set_spec
+from ui.intervention import apply_spec
 from ui.jobs import run_job
-from ui.shell import sidebar
+from ui.shell import link_to, sidebar
+from ui.state import forget, kept, remembered
 
 st.set_page_config(page_title="Bias neurons · bias lab", layout="wide")
 st.title("Bias neurons")
@@ -25,15 +27,15 @@ st.caption("Integrated Gap Gradients attributes the probability gap between two 
 
 loaded = sidebar()
 store = RunStore()
-source = st.radio("Attributions", ("Open a stored run", "Run IG2 now"), horizontal=True, key="bn_source")
+source = kept(st.radio, "Attributions", ("Open a stored run", "Run IG2 now"), horizontal=True, key="bn_source")
 result = None
 if source == "Open a stored run":
     runs = [r for r in store.list(kind="ig2", status="complete") if (r.artifact_dir / "run.json").is_file()]
     if not runs:
         st.info("No finished IG2 run yet: choose “Run IG2 now”, or run `bias-lab ig2 …` from the command line.")
         st.stop()
-    labels = {f"{r.id} · {r.model} · {r.summary.get('prompts', '?')} prompts": r for r in runs}
-    chosen = labels[st.selectbox("Run", list(labels), key="bn_run")]
+    labels = {f"{describe_run(r)} · {r.created_at[:16].replace('T', ' ')} · {r.id}": r for r in runs}
+    chosen = labels[kept(st.selectbox, "Run", list(labels), key="bn_run")]
     try:
         result = load_ig2_run(chosen.artifact_dir)
     except BiasLabError as error:
@@ -42,33 +44,42 @@ if source == "Open a stored run":
 else:
     if loaded is None:
         st.stop()
-    custom = st.checkbox("Type a prompt instead of choosing a JUT", key="bn_custom")
+    if loaded.kind != "masked":
+        st.error(f"IG2 attributes the gap at [MASK], so it needs a masked language model; {loaded.source!r} is "
+                 f"loaded as {loaded.kind!r}. Choose one such as bert-base-uncased in the sidebar, or open a stored run.")
+        st.stop()
+    custom = kept(st.checkbox, "Type a prompt instead of choosing a JUT", key="bn_custom")
     if custom:
-        text = st.text_input("Prompt with [MASK]", "The nurse said that [MASK] would be late.", key="bn_prompt")
+        text = kept(st.text_input, "Prompt with [MASK]", "The nurse said that [MASK] would be late.", key="bn_prompt")
         pair = st.columns(2)
-        prompts = [Prompt("custom", text, pair[0].text_input("d1", "he", key="bn_cd1"),
-                          pair[1].text_input("d2", "she", key="bn_cd2"))]
-        name = "custom-" + re.sub(r"\W+", "-", text)[:40]
+        d1 = kept(pair[0].text_input, "d1", "he", key="bn_cd1").strip()
+        d2 = kept(pair[1].text_input, "d2", "she", key="bn_cd2").strip()
+        prompts = [Prompt("custom", text, d1, d2)]
+        description = {"dimension": "custom", "pair": [d1, d2]}
+        name = "custom-" + re.sub(r"\W+", "-", text)[:40] + f"-{d1}-{d2}"
     else:
         columns = st.columns(4)
-        dimension = columns[0].selectbox("Dimension", list(DIMENSIONS), index=1, key="bn_dimension")
-        modifier = columns[1].selectbox("Modifier type", list(MODIFIER_TYPES), format_func=lambda k: f"{k} ({MODIFIER_TYPES[k]})",
-                                        key="bn_modifier")
-        d1 = columns[2].selectbox("d1", DIMENSIONS[dimension], index=0, key="bn_d1")
-        d2 = columns[3].selectbox("d2", DIMENSIONS[dimension], index=1, key="bn_d2")
-        bags = st.slider("Modifiers (bags of 17 prompts each)", 1, 100, 1, key="bn_bags")
+        dimension = kept(columns[0].selectbox, "Dimension", list(DIMENSIONS), index=1, key="bn_dimension")
+        modifier = kept(columns[1].selectbox, "Modifier type", list(MODIFIER_TYPES),
+                        format_func=lambda k: f"{k} ({MODIFIER_TYPES[k]})", key="bn_modifier")
+        if remembered("bn_d1", DIMENSIONS[dimension][0]) not in DIMENSIONS[dimension]:
+            forget("bn_d1", "bn_d2")  # the pair of the previous dimension
+        d1 = kept(columns[2].selectbox, "d1", DIMENSIONS[dimension], index=0, key="bn_d1")
+        d2 = kept(columns[3].selectbox, "d2", DIMENSIONS[dimension], index=1, key="bn_d2")
+        bags = kept(st.slider, "Modifiers (bags of 17 prompts each)", 1, 100, 1, key="bn_bags")
         try:
             prompts = ig2_prompts(dimension, modifier, d1, d2, limit_modifiers=bags)
         except BiasLabError as error:
             st.error(str(error))
             st.stop()
+        description = {"dimension": dimension, "modifier": modifier, "pair": [d1, d2]}
         name = f"{dimension}-{modifier}-{d1}-{d2}-{bags}".replace(" ", "_")
-    steps = st.slider("Integration steps m", 2, 50, 20, key="bn_steps")
+    steps = kept(st.slider, "Integration steps m", 2, 50, 20, key="bn_steps")
     out = store.home / "runs" / f"ui-ig2-{re.sub(r'[^A-Za-z0-9_.-]', '_', loaded.source)[-40:]}-{name}-m{steps}"
     started = st.button(f"Run IG2 on {len(prompts)} prompts", key="bn_run_button")
     result = run_job(f"bn_job_{out.name}", "IG2 prompts",
                      lambda progress, cancel: run_ig2(loaded, prompts, out, IG2Settings(steps=steps), progress=progress,
-                                                      cancel=cancel), start=started)
+                                                      cancel=cancel, description=description), start=started)
     if result is None and (out / "run.json").is_file() and not started:
         result = load_ig2_run(out)
     if result is None:
@@ -88,8 +99,8 @@ downloads.table(top, "top_neurons", "bn_top")
 
 st.subheader("Bias neurons after selection")
 ratios = st.columns(2)
-prompt_ratio = ratios[0].slider("Per prompt: score ≥ ratio × max", 0.05, 1.0, 0.2, 0.05, key="bn_prompt_ratio")
-jut_ratio = ratios[1].slider("Per JUT: share of bags", 0.05, 1.0, 0.1, 0.05, key="bn_jut_ratio")
+prompt_ratio = kept(ratios[0].slider, "Per prompt: score ≥ ratio × max", 0.05, 1.0, 0.2, 0.05, key="bn_prompt_ratio")
+jut_ratio = kept(ratios[1].slider, "Per JUT: share of bags", 0.05, 1.0, 0.1, 0.05, key="bn_jut_ratio")
 table = select_bias_neurons(result.scores, result.prompts, SelectionSettings(prompt_ratio=prompt_ratio,
                                                                              jut_ratio=jut_ratio))
 st.session_state["bn_selected"] = len(table)
@@ -102,5 +113,9 @@ st.subheader("Convergence deltas (mean |Σ scores − (gap − gap with the laye
 downloads.table(pd.DataFrame({"layer": range(len(deltas)), "mean_abs_delta": deltas.to_numpy()}), "deltas", "bn_deltas")
 
 if st.button("Send these bias neurons to the Neuron lab (suppressed ×0)", key="bn_send", disabled=table.empty):
-    set_spec(neuron_spec(table, 0.0))
-    st.success("Sent: open the Neuron lab page — the neurons are the active intervention (see the sidebar).")
+    apply_spec(neuron_spec(table, 0.0), f"Sent {len(table)} bias neurons: open the Neuron lab page — they are the "
+                                        "active intervention (see the sidebar).")
+if table.empty:
+    st.caption("No neuron passes the thresholds: lower the ratios to select some.")
+else:
+    link_to("pages/2_Neuron_lab.py", "Open the Neuron lab →")

@@ -1,14 +1,22 @@
 """Neuron lab: scale neurons live and watch the prediction at [MASK] and the demographic gap."""
 
+import hashlib
+
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec, NeuronEdit
 from bias_lab.live import parse_neurons, predict_mask
 from ui import downloads
-from ui.intervention import current_spec, set_spec
+from ui.format import metric_with_change
+from ui.intervention import apply_spec, current_spec
 from ui.shell import sidebar
+from ui.state import kept
+
+SLIDER_LIMIT = 6  # up to this many neurons get a slider each; more get one slider and a table
 
 st.set_page_config(page_title="Neuron lab · bias lab", layout="wide")
 st.title("Neuron lab")
@@ -18,28 +26,28 @@ st.caption("Suppress (×0) or amplify (×2) FFN neurons at the mask and see the 
 loaded = sidebar(need_model=True)
 spec = current_spec()
 if loaded.kind != "masked":
-    st.error(f"the Neuron lab needs a masked language model; {loaded.source!r} is loaded as {loaded.kind!r}")
+    st.error(f"the Neuron lab needs a masked language model; {loaded.source!r} is loaded as {loaded.kind!r}: "
+             "choose one such as bert-base-uncased in the sidebar")
     st.stop()
 
-prompt = st.text_input("Prompt (use [MASK] once)", "The gender of this lazy person is [MASK].", key="lab_prompt")
+prompt = kept(st.text_input, "Prompt (use [MASK] once)", "The gender of this lazy person is [MASK].", key="lab_prompt")
 left, right, third = st.columns(3)
-d1 = left.text_input("Demographic 1", "female", key="lab_d1")
-d2 = right.text_input("Demographic 2", "male", key="lab_d2")
-top_k = third.number_input("Top-k", min_value=1, max_value=50, value=10, key="lab_top_k")
+d1 = kept(left.text_input, "Demographic 1", "female", key="lab_d1").strip()
+d2 = kept(right.text_input, "Demographic 2", "male", key="lab_d2").strip()
+top_k = int(kept(third.number_input, "Top-k", min_value=1, max_value=50, value=10, key="lab_top_k"))
 
-default_neurons = ", ".join(f"{e.layer}:{e.neuron}" for e in spec.neurons)
 if "lab_pending_neurons" in st.session_state:
     st.session_state["lab_neurons"] = st.session_state.pop("lab_pending_neurons")
-typed = st.text_input("Neurons (layer:neuron, comma-separated) — or send them here from the Bias neurons page",
-                      default_neurons, key="lab_neurons")
-if st.button("Random neurons (same count)", key="lab_random"):
+typed = kept(st.text_input, "Neurons (layer:neuron, comma-separated) — or send them here from the Bias neurons page",
+             ", ".join(f"{e.layer}:{e.neuron}" for e in spec.neurons), key="lab_neurons")
+if st.button("Random neurons (same count)", key="lab_random",
+             help="the same number of neurons drawn at random: the baseline a bias neuron must beat"):
     count = max(1, len([p for p in typed.split(",") if p.strip()]))
-    import torch
-
-    generator = torch.Generator().manual_seed(int(st.session_state.get("lab_draw", 0)))
-    st.session_state["lab_draw"] = int(st.session_state.get("lab_draw", 0)) + 1
-    flat = torch.randperm(loaded.num_layers * loaded.ffn_width, generator=generator)[:count].tolist()
-    st.session_state["lab_pending_neurons"] = ", ".join(f"{i // loaded.ffn_width}:{i % loaded.ffn_width}" for i in flat)
+    draw = int(st.session_state.get("lab_draw", 0))
+    st.session_state["lab_draw"] = draw + 1
+    flat = torch.randperm(loaded.num_layers * loaded.ffn_width, generator=torch.Generator().manual_seed(draw))[:count]
+    st.session_state["lab_pending_neurons"] = ", ".join(
+        f"{i // loaded.ffn_width}:{i % loaded.ffn_width}" for i in flat.tolist())
     st.rerun()
 
 try:
@@ -48,44 +56,66 @@ try:
 except BiasLabError as error:
     st.error(str(error))
     st.stop()
+active_scales = {(e.layer, e.neuron): e.scale for e in spec.neurons}
 
-scales = {(e.layer, e.neuron): e.scale for e in spec.neurons}
-edits = []
-for edit in chosen.neurons:
-    value = st.slider(f"L{edit.layer}:{edit.neuron} scale", 0.0, 3.0, float(scales.get((edit.layer, edit.neuron), 0.0)),
-                      0.1, key=f"lab_scale_{edit.layer}_{edit.neuron}")
-    edits.append(NeuronEdit(edit.layer, edit.neuron, value))
-live = InterventionSpec(tuple(edits), spec.heads, "mask", spec.mask)
 
-try:
-    # The unmodified prediction changes only with the prompt, so a slider move costs one forward pass.
-    key = (loaded.source, str(loaded.device), prompt, d1.strip(), d2.strip(), int(top_k))
-    if st.session_state.get("lab_before_key") != key:
-        st.session_state["lab_before"] = predict_mask(loaded, prompt, d1.strip(), d2.strip(), None, top_k=int(top_k))
-        st.session_state["lab_before_key"] = key
-    before = st.session_state["lab_before"]
-    after = predict_mask(loaded, prompt, d1.strip(), d2.strip(), live, top_k=int(top_k))
-except BiasLabError as error:
-    st.error(str(error))
-    st.stop()
+def neuron_scales() -> list[NeuronEdit]:
+    """A slider per neuron for a few; for many, one slider for all and a table of overrides."""
+    if len(chosen.neurons) <= SLIDER_LIMIT:
+        return [NeuronEdit(e.layer, e.neuron, st.slider(
+            f"L{e.layer}:{e.neuron} scale", 0.0, 3.0, float(active_scales.get((e.layer, e.neuron), 0.0)), 0.1,
+            key=f"lab_scale_{e.layer}_{e.neuron}")) for e in chosen.neurons]
+    common = st.slider(f"Scale of all {len(chosen.neurons)} neurons", 0.0, 3.0,
+                       float(active_scales.get((chosen.neurons[0].layer, chosen.neurons[0].neuron), 0.0)), 0.1,
+                       key="lab_scale_all")
+    table = pd.DataFrame({"layer": [e.layer for e in chosen.neurons], "neuron": [e.neuron for e in chosen.neurons],
+                          "override": [None] * len(chosen.neurons)}).astype({"override": "float64"})
+    with st.expander("Per-neuron overrides (blank = the scale of all)"):
+        # The table's state belongs to this list of neurons: a new list starts without overrides.
+        listing = hashlib.sha1(typed.encode()).hexdigest()[:10]
+        edited = st.data_editor(table, key=f"lab_overrides_{listing}", hide_index=True, disabled=["layer", "neuron"],
+                                column_config={"override": st.column_config.NumberColumn(
+                                    "scale", min_value=0.0, max_value=3.0, step=0.1)})
+    return [NeuronEdit(int(row.layer), int(row.neuron), common if pd.isna(row.override) else float(row.override))
+            for row in edited.itertuples()]
 
-columns = st.columns(3)
-columns[0].metric(f"P({d1})", f"{after.p_d1:.4f}", f"{after.p_d1 - before.p_d1:+.4f}")
-columns[1].metric(f"P({d2})", f"{after.p_d2:.4f}", f"{after.p_d2 - before.p_d2:+.4f}")
-columns[2].metric("gap |P(d1) − P(d2)|", f"{after.gap:.4f}", f"{after.gap - before.gap:+.4f}", delta_color="inverse")
-st.session_state["lab_after_gap"] = after.gap
 
-figure = go.Figure(go.Bar(x=["before", "after"], y=[before.gap, after.gap], marker_color=["#888", "#d62728"]))
-figure.update_layout(title="Demographic gap at the mask, before and after", yaxis_title="|P(d1) − P(d2)| (probability)",
-                     xaxis_title="model", height=320)
-downloads.figure(figure, "gap_before_after", "lab_gap")
-tables = st.columns(2)
-with tables[0]:
-    st.subheader("Before")
-    downloads.table(before.top, "predictions_before", "lab_before")
-with tables[1]:
-    st.subheader("After")
-    downloads.table(after.top, "predictions_after", "lab_after")
-if st.button("Make these edits the active intervention", key="lab_apply"):
-    set_spec(InterventionSpec(tuple(edits), spec.heads, "mask", spec.mask))
-    st.rerun()
+@st.fragment
+def live_panel() -> None:
+    """Only this part reruns when a scale moves: one forward pass, the sidebar untouched."""
+    edits = neuron_scales()
+    live = InterventionSpec(tuple(edits), spec.heads, "mask", spec.mask)
+    try:
+        # The unmodified prediction changes only with the prompt, so a slider move costs one forward pass.
+        key = (loaded.source, str(loaded.device), prompt, d1, d2, top_k)
+        if st.session_state.get("lab_before_key") != key:
+            st.session_state["lab_before"] = predict_mask(loaded, prompt, d1, d2, None, top_k=top_k)
+            st.session_state["lab_before_key"] = key
+        before = st.session_state["lab_before"]
+        after = predict_mask(loaded, prompt, d1, d2, live, top_k=top_k)
+    except BiasLabError as error:
+        st.error(str(error))
+        return
+    columns = st.columns(3)
+    metric_with_change(columns[0], f"P({d1})", after.p_d1, before.p_d1)
+    metric_with_change(columns[1], f"P({d2})", after.p_d2, before.p_d2)
+    metric_with_change(columns[2], "gap |P(d1) − P(d2)|", after.gap, before.gap, lower_is_better=True)
+    st.session_state["lab_after_gap"] = after.gap
+    figure = go.Figure(go.Bar(x=["before", "after"], y=[before.gap, after.gap], marker_color=["#888", "#d62728"]))
+    figure.update_layout(title="Demographic gap at the mask, before and after", height=320,
+                         yaxis={"title": "|P(d1) − P(d2)| (probability)", "exponentformat": "e"},
+                         xaxis_title="model")
+    downloads.figure(figure, "gap_before_after", "lab_gap")
+    tables = st.columns(2)
+    for column, title, prediction, name in ((tables[0], "Before", before, "before"), (tables[1], "After", after, "after")):
+        with column:
+            st.subheader(title)
+            downloads.table(prediction.top, f"predictions_{name}", f"lab_{name}", column_config={
+                "probability": st.column_config.NumberColumn("probability", format="%.3g")})
+    if st.button("Make these edits the active intervention", key="lab_apply"):
+        apply_spec(InterventionSpec(tuple(edits), spec.heads, "mask", spec.mask),
+                   f"{len(edits)} neuron edit{'s' if len(edits) != 1 else ''} are the active intervention "
+                   "(see the sidebar): every page now computes with them.")
+
+
+live_panel()

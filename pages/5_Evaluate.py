@@ -5,12 +5,16 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from bias_lab.data.seat import GENDER_TESTS, seat_test_names
 from bias_lab.errors import BiasLabError
-from bias_lab.evaluation import BENCHMARKS, evaluate, load_benchmark_data
+from bias_lab.evaluation import BENCHMARKS, check_reach, evaluate, load_benchmark_data
 from bias_lab.evaluation.record import headline, record_evaluation
 from ui import downloads
 from ui.intervention import current_spec
+from ui.jobs import run_job
+from ui.session import current_model_settings
 from ui.shell import sidebar
+from ui.state import kept
 
 st.set_page_config(page_title="Evaluate · bias lab", layout="wide")
 st.title("Evaluate")
@@ -20,39 +24,83 @@ st.caption("StereoSet, CrowS-Pairs, SEAT, WinoBias or perplexity — before (the
 loaded = sidebar(need_model=True)
 spec = current_spec()
 columns = st.columns(4)
-benchmark = columns[0].selectbox("Benchmark", BENCHMARKS, key="eval_benchmark")
-data_path = columns[1].text_input("Data (file, folder or HF dataset id)", key="eval_data",
-                                  placeholder="e.g. /data/stereoset/dev.json")
-limit = columns[2].number_input("At most N items (0 = all)", min_value=0, value=200, key="eval_limit")
-batch_size = columns[3].number_input("Batch size (0 = automatic)", min_value=0, value=0, key="eval_batch")
+benchmark = kept(columns[0].selectbox, "Benchmark", BENCHMARKS, key="eval_benchmark")
+data_path = kept(columns[1].text_input, "Data (file, folder or HF dataset id)", key="eval_data",
+                 placeholder="e.g. /data/stereoset/dev.json").strip()
+limit = kept(columns[2].number_input, "At most N items (0 = all)", min_value=0, value=200, key="eval_limit",
+             disabled=benchmark == "seat", help="SEAT scores each test whole: choose tests below instead")
+batch_size = kept(columns[3].number_input, "Batch size (0 = automatic)", min_value=0, value=0, key="eval_batch")
+limit = None if benchmark == "seat" else int(limit) or None
 
-if not st.button("Run", key="eval_run"):
-    st.stop()
+tests = None
+if benchmark == "seat":
+    try:
+        available = seat_test_names(data_path) if data_path else []
+    except BiasLabError as error:
+        st.error(str(error))
+        st.stop()
+    if not available:
+        st.info("SEAT needs its folder of sent-bias .jsonl tests: give it in the Data box.")
+        st.stop()
+    default = [name for name in GENDER_TESTS if name in available] or available[:1]
+    tests = kept(st.multiselect, "SEAT tests", available, default=default, key="eval_seat_tests",
+                 help="default: the six gender tests (weat6–8, word and sentence forms)")
+    if not tests:
+        st.info("Choose at least one SEAT test.")
+        st.stop()
+
+retarget = False
 try:
-    data = load_benchmark_data(benchmark, data_path.strip() or None, limit=int(limit) or None)
-    if limit and benchmark == "stereoset":
-        data.intrasentence = data.intrasentence[: int(limit)]
-    elif limit and benchmark in ("crows", "winobias"):
-        data = data[: int(limit)]
-    bar = st.progress(0.0, text="before …")
-    size = int(batch_size) or None
-    before = evaluate(loaded, benchmark, data, batch_size=size,
-                      progress=lambda d, t, m="": bar.progress(min(d / max(t, 1), 1.0), text="before …"))
-    after = None
-    if not spec.is_empty:
-        after = evaluate(loaded, benchmark, data, intervention=spec, batch_size=size,
-                         progress=lambda d, t, m="": bar.progress(min(d / max(t, 1), 1.0), text="after …"))
+    check_reach(loaded, benchmark, spec)
 except BiasLabError as error:
-    st.error(str(error))
+    st.warning(str(error))
+    retarget = kept(st.checkbox, "Re-target the neuron edits to every token for this evaluation", value=False,
+                    key="eval_retarget")
+    if not retarget:
+        st.stop()
+
+inputs = (current_model_settings(), spec.to_json(), benchmark, data_path, limit, int(batch_size),
+          tuple(tests or ()), retarget)
+
+
+def run_evaluation(progress, cancel):
+    """Before and after, stored as runs; out of memory becomes one line naming the batch size."""
+    data = load_benchmark_data(benchmark, data_path or None, tests=tests, limit=limit)
+    size = int(batch_size) or None
+    options = {"cancel": cancel}
+    try:
+        before = evaluate(loaded, benchmark, data, batch_size=size, progress=progress, **options)
+        after = None
+        if not spec.is_empty:
+            after = evaluate(loaded, benchmark, data, intervention=spec, batch_size=size, progress=progress,
+                             retarget=retarget, **options)
+    except (torch.OutOfMemoryError, MemoryError):
+        tried = f"batch size {size}" if size else "the automatic batch size (≈4096 tokens per batch)"
+        raise BiasLabError(f"out of memory with {tried}: set a smaller batch size") from None
+    record_evaluation(before, loaded, None, data=data_path or None, limit=limit)
+    if after is not None:
+        record_evaluation(after, loaded, spec, data=data_path or None, limit=limit)
+    return {"inputs": inputs, "before": before, "after": after}
+
+
+label = "Run before and after" if not spec.is_empty else "Run (no intervention: before only)"
+finished = run_job("eval_job", f"{benchmark} items", run_evaluation, start=st.button(label, key="eval_run"))
+if finished is not None:
+    st.session_state["eval_results"] = finished
+
+# Results stay until the inputs change: a download or "Prepare PNG" click reruns the page.
+results = st.session_state.get("eval_results")
+if results is None or results["inputs"] != inputs:
+    st.info("Choose the benchmark and its data, then press Run.")
     st.stop()
-except (torch.OutOfMemoryError, MemoryError):
-    tried = f"batch size {int(batch_size)}" if batch_size else "the automatic batch size (≈4096 tokens per batch)"
-    st.error(f"out of memory with {tried}: set a smaller batch size")
-    st.stop()
-record_evaluation(before, loaded, None, data=data_path or None)
+before, after = results["before"], results["after"]
+for note in (after.config.get("notes", []) if after is not None else []):
+    st.warning(f"note: {note}")
+items = before.config.get("items")
+st.caption(f"{benchmark} on {data_path or 'the default data'}: {items} item{'s' if items != 1 else ''}"
+           + (f" (first {limit})" if limit else "") + f" · intervention: {spec.to_json() if after else 'none'}")
 rows = [{"model": "before", **headline(benchmark, before.summary)}]
 if after is not None:
-    record_evaluation(after, loaded, spec, data=data_path or None)
     rows.append({"model": "after", **headline(benchmark, after.summary)})
 summary = pd.DataFrame(rows)
 st.session_state["eval_summary"] = summary
@@ -67,4 +115,18 @@ if benchmark == "stereoset":
     figure.add_hline(y=50, line_dash="dash", annotation_text="unbiased (SS 50)")
     figure.update_layout(title="StereoSet SS per domain", xaxis_title="domain", yaxis_title="SS (%)", barmode="group")
     downloads.figure(figure, "stereoset_domains", "eval_domains")
+elif benchmark == "seat":
+    figure = go.Figure()
+    for name, result in (("before", before), ("after", after)):
+        if result is None:
+            continue
+        names = list(result.summary["tests"])
+        figure.add_bar(x=names, y=[result.summary["tests"][n]["effect_size"] for n in names], name=name)
+    figure.update_layout(title="SEAT effect size per test", xaxis_title="test", yaxis_title="effect size (d)",
+                         barmode="group")
+    downloads.figure(figure, "seat_effect_sizes", "eval_seat")
+st.subheader("Items before")
 downloads.table(before.items, f"{benchmark}_items_before", "eval_items")
+if after is not None:
+    st.subheader("Items after")
+    downloads.table(after.items, f"{benchmark}_items_after", "eval_items_after")

@@ -29,7 +29,7 @@ def test_intervention_changes_the_gap(tiny_loaded):
 
 def test_bad_live_input(tiny_loaded):
     loaded = tiny_loaded("bert")
-    with pytest.raises(BiasLabError, match="has 0 masks"):
+    with pytest.raises(BiasLabError, match="needs exactly one \\[MASK\\] where the model fills in a word; it has none"):
         predict_mask(loaded, "no mask", "man", "woman")
     with pytest.raises(BiasLabError, match="'middle-aged' is"):
         predict_mask(loaded, "the [MASK] person", "young", "middle-aged")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from bias_lab.store import RunStore
-from ui.intervention import sidebar_intervention
+from ui.intervention import current_spec, show_flash, sidebar_intervention, sync_spec_url
 from ui.session import sidebar_model
 
 
@@ -16,6 +16,10 @@ def sidebar(*, need_model: bool = False):
     loaded = sidebar_model()
     if loaded is not None:
         sidebar_intervention(loaded)
+    else:
+        current_spec()  # a spec shared in the URL is kept even while no model loads
+        sync_spec_url()
+    show_flash()
     try:
         store = RunStore()
         runs = store.list()
@@ -27,3 +31,13 @@ def sidebar(*, need_model: bool = False):
     if need_model and loaded is None:
         st.stop()
     return loaded
+
+
+def link_to(page: str, label: str) -> None:
+    """A link to another page; when the page runs on its own (tests, a single script) it is a hint."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(page, label=label)
+    except StreamlitAPIException:
+        st.caption(f"{label}: choose it in the sidebar's page list")

@@ -10,6 +10,8 @@ from .common import DataError, read_json, require
 
 _HINT = "a folder of SEAT .jsonl tests (sent-bias format), e.g. --data /path/to/seat"
 SETS = ("targ1", "targ2", "attr1", "attr2")
+# The gender tests of May et al. (career/family, math/arts, science/arts; word and sentence forms).
+GENDER_TESTS = ("sent-weat6", "sent-weat6b", "sent-weat7", "sent-weat7b", "sent-weat8", "sent-weat8b")
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,13 @@ def load_seat(source: str | Path, *, tests: list[str] | None = None) -> list[Sea
             raise DataError(f"no SEAT test {unknown[0]!r} in {path}: available are {', '.join(sorted(known))}")
         loaded = [known[name] for name in tests]
     return loaded
+
+
+def seat_test_names(source: str | Path) -> list[str]:
+    """The names of the tests in a SEAT folder (or the one test of a file), without reading them."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return [path.name.split(".")[0]]
+    if not path.is_dir():
+        raise DataError(f"SEAT data {str(source)!r} does not exist: give {_HINT}")
+    return sorted(file.name.split(".")[0] for file in path.glob("*.jsonl"))

@@ -15,6 +15,12 @@ BIAS_OF = {
 }
 
 
+# What the Trade-off axes show, in the metric's own words.
+BIAS_NAME = {"stereoset": "|SS − 50|", "crows": "|CrowS metric − 50|", "seat": "mean |SEAT effect size|",
+             "winobias": "|WinoBias preference − 50|"}
+PERFORMANCE_NAME = {"stereoset": "100 − LMS", "perplexity": "perplexity"}
+
+
 def method_of(spec: InterventionSpec | None) -> str:
     """original, BNS (neurons), head pruning, mask — or a combination."""
     if spec is None or spec.is_empty:
@@ -43,15 +49,28 @@ def headline(benchmark: str, summary: dict) -> dict:
     return flat
 
 
+def data_label(data: str | None, limit: int | None, items: int | None) -> str:
+    """What a point was computed on, e.g. 'dev.json, first 200' — points with different labels are
+    not comparable."""
+    name = str(data) if data else "default data"
+    return f"{name}, first {limit}" if limit else f"{name}, all {items}" if items is not None else name
+
+
 def record_evaluation(result: EvalResult, loaded, spec: InterventionSpec | None, *, data: str | None = None,
-                      store: RunStore | None = None) -> str:
-    """Store an evaluation as a complete run (summary, items) and return its id."""
+                      limit: int | None = None, store: RunStore | None = None) -> str:
+    """Store an evaluation as a complete run (summary, items) and return its id; the data, the
+    item limit and the number of items scored are part of its config."""
     store = store or RunStore()
-    config = {"benchmark": result.benchmark, "data": data, "intervention": spec.to_dict() if spec else None,
-              "method": method_of(spec)}
+    applied = result.config.get("intervention")
+    if applied is not None:
+        spec = InterventionSpec.from_dict(applied)  # as applied: a re-targeted spec is stored as such
+    items = result.config.get("items")
+    config = {"benchmark": result.benchmark, "data": data, "limit": limit, "items": items,
+              "data_label": data_label(data, limit, items), "notes": result.config.get("notes", []),
+              "intervention": spec.to_dict() if spec else None, "method": method_of(spec)}
     run = store.start("evaluate", config, model=loaded.source, provenance=provenance(str(loaded.device)))
     with run:
         run.write_json("summary.json", result.summary)
         run.write_parquet("items.parquet", result.items)
-        run.complete({"method": method_of(spec), **headline(result.benchmark, result.summary)})
+        run.complete({"method": method_of(spec), "items": items, **headline(result.benchmark, result.summary)})
     return run.id

@@ -1,0 +1,133 @@
+"""The Evaluate page: before/after numbers equal the library's, results stay after any click, an
+intervention that cannot act on the benchmark says so, the item limit is honoured and recorded."""
+
+import json
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from .conftest import ROOT
+from .test_evaluation import STEREOSET
+
+SPEC = {"neurons": [{"layer": 1, "neuron": n, "scale": 0.0} for n in range(30)], "heads": [], "position": "mask"}
+SEAT_TEST = {"targ1": {"category": "M", "examples": ["he is here .", "the man works ."]},
+             "targ2": {"category": "F", "examples": ["she is here .", "the woman works ."]},
+             "attr1": {"category": "career", "examples": ["the job is good .", "work is money ."]},
+             "attr2": {"category": "family", "examples": ["the home is warm .", "family is life ."]}}
+
+
+@pytest.fixture
+def page(monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+
+    def open_page(spec=None, **state):
+        app = AppTest.from_file(str(ROOT / "pages" / "5_Evaluate.py"), default_timeout=180)
+        if spec is not None:
+            app.query_params["spec"] = json.dumps(spec)
+        for key, value in state.items():
+            app.session_state[key] = value
+        return app.run()
+
+    return open_page
+
+
+@pytest.fixture
+def stereoset_path(tmp_path):
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(STEREOSET))
+    return path
+
+
+def test_before_and_after_equal_the_library_and_are_stored(page, stereoset_path, tiny_loaded):
+    from bias_lab.data import load_stereoset
+    from bias_lab.evaluation import evaluate
+    from bias_lab.store import RunStore
+
+    app = page(SPEC, eval_data=str(stereoset_path))
+    app.button(key="eval_run").click().run()
+    assert not app.exception and not app.error
+    summary = app.session_state["eval_summary"]
+    assert summary["model"].tolist() == ["before", "after"]
+    loaded = tiny_loaded("bert")
+    data = load_stereoset(stereoset_path)
+    before = evaluate(loaded, "stereoset", data)
+    after = evaluate(loaded, "stereoset", data, intervention=SPEC)
+    assert summary["lms"].tolist() == pytest.approx([before.summary["intrasentence"]["overall"]["lms"],
+                                                     after.summary["intrasentence"]["overall"]["lms"]])
+    shown_before, shown_after = app.dataframe[-2].value, app.dataframe[-1].value
+    assert shown_before["score"].tolist() == pytest.approx(before.items["score"].tolist())
+    assert shown_after["score"].tolist() == pytest.approx(after.items["score"].tolist())
+    assert shown_after["score"].tolist() != pytest.approx(shown_before["score"].tolist())
+    runs = RunStore().list(kind="evaluate")
+    assert {r.summary["method"] for r in runs} == {"original", "BNS"}
+    assert all(r.config["items"] == 2 and r.config["limit"] == 200 for r in runs)
+
+
+def test_results_stay_after_downloads_and_png(page, stereoset_path):
+    app = page(SPEC, eval_data=str(stereoset_path))
+    app.button(key="eval_run").click().run()
+    shown = app.dataframe[0].value.copy()
+    app.run()  # what any click (a download, a checkbox elsewhere) causes
+    assert not app.exception and app.dataframe[0].value.equals(shown)
+    app.button(key="eval_domains_png_prepare").click().run()
+    assert not app.exception
+    assert app.dataframe[0].value.equals(shown)
+    assert len(app.dataframe) >= 3
+
+
+def test_changing_an_input_clears_stale_results(page, stereoset_path):
+    app = page(SPEC, eval_data=str(stereoset_path))
+    app.button(key="eval_run").click().run()
+    assert len(app.dataframe) >= 1
+    app.number_input(key="eval_limit").set_value(1).run()
+    assert not app.exception and "press Run" in app.info[0].value
+    app.button(key="eval_run").click().run()
+    assert "1 item (first 1)" in " ".join(c.value for c in app.caption)
+
+
+def test_limit_is_honoured_and_recorded(page, stereoset_path):
+    from bias_lab.store import RunStore
+
+    app = page(None, eval_data=str(stereoset_path), eval_limit=1)
+    app.button(key="eval_run").click().run()
+    assert not app.exception and not app.error
+    run = RunStore().list(kind="evaluate")[0]
+    assert run.config["limit"] == 1 and run.config["items"] == 1
+    assert len(pd.read_parquet(run.artifact_dir / "items.parquet")) == 3  # one example, three sentences
+
+
+def test_neurons_at_the_mask_on_seat_say_they_cannot_act(page, tmp_path, tiny_loaded):
+    from bias_lab.data import load_seat
+    from bias_lab.evaluation import evaluate
+
+    (tmp_path / "seat").mkdir()
+    (tmp_path / "seat" / "sent-weat6.jsonl").write_text(json.dumps(SEAT_TEST))
+    app = page(SPEC, eval_benchmark="seat", eval_data=str(tmp_path / "seat"))
+    assert not app.exception
+    assert "contain no mask token" in app.warning[0].value
+    assert all(b.key != "eval_run" for b in app.button)  # nothing to run until the user chooses
+    app.checkbox(key="eval_retarget").check().run()
+    assert app.multiselect(key="eval_seat_tests").value == ["sent-weat6"]
+    app.button(key="eval_run").click().run()
+    assert not app.exception and not app.error
+    assert any("re-targeted" in w.value for w in app.warning)
+    summary = app.session_state["eval_summary"]
+    expected = evaluate(tiny_loaded("bert"), "seat", load_seat(tmp_path / "seat"),
+                        intervention={**SPEC, "position": "all"}).summary["mean_abs_effect_size"]
+    assert summary["bias"].tolist()[1] == pytest.approx(expected)
+    assert summary["bias"].tolist()[0] != pytest.approx(expected)
+
+
+def test_out_of_memory_is_reported_with_the_batch_size(page, monkeypatch, stereoset_path):
+    import torch
+
+    import bias_lab.evaluation as evaluation
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(evaluation, "evaluate", out_of_memory)
+    app = page(None, eval_data=str(stereoset_path), eval_batch=64)
+    app.button(key="eval_run").click().run()
+    assert not app.exception and "out of memory with batch size 64" in app.error[0].value
