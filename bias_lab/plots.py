@@ -1,72 +1,145 @@
 """Plotly figure builders for the dashboard and notebooks: data in, figure out, nothing computed
-here that the analyses do not already provide. Every figure has a title and labelled axes."""
+here that the analyses do not already provide. Every figure has a title (wrapped, never cut off)
+and axes named after what they show; layer and head axes carry integer ticks; categorical grids
+get a legend, continuous ones a colour bar."""
 
 from __future__ import annotations
+
+import math
+import textwrap
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+TITLE_WIDTH = 60  # characters per title line: wider titles wrap (<br>) instead of being cut off
 
-def attribution_heatmap(scores: np.ndarray, title: str = "IG2 attribution per neuron") -> go.Figure:
+
+def wrap_title(title: str, width: int = TITLE_WIDTH) -> str:
+    """``title`` with ``<br>`` breaks so that no line is longer than ``width`` characters (a word
+    longer than that stays whole); existing ``<br>`` breaks are kept."""
+    lines = []
+    for part in str(title).split("<br>"):
+        lines.extend(textwrap.wrap(part, width, break_long_words=False, break_on_hyphens=False) or [""])
+    return "<br>".join(lines)
+
+
+def _layout(figure: go.Figure, title: str, x_label: str, y_label: str, height: int, **extra) -> go.Figure:
+    """Title (wrapped, with a top margin that fits its lines), axis titles, height."""
+    text = wrap_title(title)
+    lines = text.count("<br>") + 1
+    figure.update_layout(title={"text": text, "font": {"size": 15}, "xref": "paper", "x": 0, "xanchor": "left",
+                                "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 12}},
+                         xaxis_title=x_label, yaxis_title=y_label, height=height + 22 * (lines - 1),
+                         # 1e-9, not plotly's SI "1n": gaps and probabilities are not physical units
+                         xaxis_exponentformat="e", yaxis_exponentformat="e",
+                         margin={"t": 40 + 24 * lines}, **extra)
+    return figure
+
+
+def _integer_dtick(values) -> int:
+    """A whole-number tick step that labels every index of a small axis and at most ~24 of a large one."""
+    count = len(pd.unique(pd.Series(list(values)).dropna()))
+    return max(1, math.ceil(count / 24))
+
+
+def _integer_axis(axis, values) -> dict:
+    return {f"{axis}_tickmode": "linear", f"{axis}_tick0": 0, f"{axis}_dtick": _integer_dtick(values),
+            f"{axis}_tickformat": "d"}
+
+
+def attribution_heatmap(scores: np.ndarray, title: str = "IG2 attribution per neuron", *,
+                        x_label: str = "FFN neuron (index)", y_label: str = "layer",
+                        colorbar: str = "IG2 score") -> go.Figure:
     """Layers × neurons heatmap of (mean) IG2 scores."""
-    figure = go.Figure(go.Heatmap(z=scores, colorscale="RdBu", zmid=0, colorbar={"title": "IG2 score"}))
-    figure.update_layout(title=title, xaxis_title="FFN neuron (index)", yaxis_title="layer", height=420)
+    scores = np.asarray(scores)
+    figure = go.Figure(go.Heatmap(z=scores, colorscale="RdBu", zmid=0, colorbar={"title": colorbar, "exponentformat": "e"}))
+    _layout(figure, title, x_label, y_label, 420)
+    figure.update_layout(**_integer_axis("yaxis", range(scores.shape[0])), xaxis_tickformat="d")
     return figure
 
 
-def neurons_per_layer_bars(per_layer: pd.DataFrame, title: str = "Bias neurons per layer") -> go.Figure:
+def neurons_per_layer_bars(per_layer: pd.DataFrame, title: str = "Bias neurons per layer", *,
+                           x_label: str = "layer", y_label: str = "bias neurons (count)") -> go.Figure:
     figure = go.Figure(go.Bar(x=per_layer["layer"], y=per_layer["count"]))
-    figure.update_layout(title=title, xaxis_title="layer", yaxis_title="bias neurons (count)", height=320)
+    _layout(figure, title, x_label, y_label, 320)
+    figure.update_layout(**_integer_axis("xaxis", per_layer["layer"]))
     return figure
 
 
-def migration_histogram(per_layer: pd.DataFrame, title: str = "Bias neurons per layer: two models") -> go.Figure:
+def migration_histogram(per_layer: pd.DataFrame, title: str = "Bias neurons per layer: two models", *,
+                        x_label: str = "bias neurons (count; left: second model)",
+                        y_label: str = "layer") -> go.Figure:
     """Mirrored histogram of the per-layer counts of two models (compare_layer_distributions)."""
     models = list(dict.fromkeys(per_layer["model"]))[:2]
     figure = go.Figure()
     for sign, model in zip((1, -1), models):
         part = per_layer[per_layer["model"] == model]
-        figure.add_bar(y=part["layer"], x=sign * part["count"], orientation="h", name=model)
-    figure.update_layout(title=title, barmode="overlay", xaxis_title="bias neurons (count; left: second model)",
-                         yaxis_title="layer", height=420)
+        figure.add_bar(y=part["layer"], x=sign * part["count"], orientation="h", name=model,
+                       customdata=part["count"], hovertemplate="layer %{y}: %{customdata}<extra>%{fullData.name}</extra>")
+    _layout(figure, title, x_label, y_label, 420, barmode="overlay")
+    figure.update_layout(**_integer_axis("yaxis", per_layer["layer"]))
     return figure
 
 
-def head_grid(grid: pd.DataFrame, value: str, title: str, colorbar: str) -> go.Figure:
-    """Layers × heads heatmap of one column of a head table."""
+def head_grid(grid: pd.DataFrame, value: str, title: str, colorbar: str, *, x_label: str = "head",
+              y_label: str = "layer") -> go.Figure:
+    """Layers × heads heatmap of one (continuous) column of a head table."""
     matrix = grid.pivot(index="layer", columns="head", values=value)
     figure = go.Figure(go.Heatmap(z=matrix.values, x=matrix.columns, y=matrix.index, colorscale="RdBu", zmid=0
-                                  if value.endswith("delta") else None, colorbar={"title": colorbar}))
-    figure.update_layout(title=title, xaxis_title="head", yaxis_title="layer", height=420)
+                                  if value.endswith("delta") else None, colorbar={"title": colorbar, "exponentformat": "e"},
+                                  hovertemplate="layer %{y}, head %{x}: %{z:.4g}<extra></extra>"))
+    _layout(figure, title, x_label, y_label, 420)
+    figure.update_layout(**_integer_axis("xaxis", matrix.columns), **_integer_axis("yaxis", matrix.index))
     return figure
 
 
 STATUS_CODES = {"kept": 0, "protected": 1, "pruned": 2}
+STATUS_COLORS = {"kept": "#d9d9d9", "protected": "#2ca02c", "pruned": "#d62728"}
+_EXTRA_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def pruned_head_grid(grid: pd.DataFrame, title: str = "Heads: kept, protected, pruned") -> go.Figure:
-    coded = grid.assign(code=grid["status"].map(STATUS_CODES))
-    matrix = coded.pivot(index="layer", columns="head", values="code")
-    labels = coded.pivot(index="layer", columns="head", values="status")
-    figure = go.Figure(go.Heatmap(z=matrix.values, x=matrix.columns, y=matrix.index, text=labels.values,
-                                  hovertemplate="layer %{y}, head %{x}: %{text}<extra></extra>", zmin=0, zmax=2,
-                                  colorscale=[[0, "#d9d9d9"], [0.5, "#2ca02c"], [1, "#d62728"]],
-                                  colorbar={"title": "status", "tickvals": [0, 1, 2],
-                                            "ticktext": ["kept", "protected", "pruned"]}))
-    figure.update_layout(title=title, xaxis_title="head", yaxis_title="layer", height=420)
+def pruned_head_grid(grid: pd.DataFrame, title: str = "Heads: kept, protected, pruned", *, x_label: str = "head",
+                     y_label: str = "layer", colors: dict[str, str] | None = None) -> go.Figure:
+    """Layers × heads grid of a categorical ``status`` column (kept / protected / pruned, or any
+    other labels): one trace and one legend entry per status, no colour bar."""
+    colors = {**STATUS_COLORS, **(colors or {})}
+    present = list(dict.fromkeys(grid["status"]))
+    order = [s for s in STATUS_CODES if s in present] + [s for s in present if s not in STATUS_CODES]
+    extra = iter(_EXTRA_COLORS * (1 + len(order) // len(_EXTRA_COLORS)))
+    labels = grid.pivot(index="layer", columns="head", values="status")
+    figure = go.Figure()
+    for status in order:
+        color = colors.get(status) or next(extra)
+        z = np.where(labels.values == status, 1.0, np.nan)
+        # The cells: a one-colour heatmap fills them exactly. The legend entry: a marker of the same
+        # colour in the same legend group (heatmap legend entries are not drawn by every plotly.js).
+        figure.add_trace(go.Heatmap(z=z, x=labels.columns, y=labels.index, zmin=0, zmax=1, showscale=False,
+                                    colorscale=[[0, color], [1, color]], name=status, legendgroup=status,
+                                    showlegend=False, hoverongaps=False, xgap=1, ygap=1,
+                                    hovertemplate=f"layer %{{y}}, head %{{x}}: {status}<extra></extra>"))
+        count = int((labels.values == status).sum())
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{status} ({count})",
+                                    legendgroup=status, showlegend=True,
+                                    marker={"symbol": "square", "size": 14, "color": color,
+                                            "line": {"color": "#888", "width": 1}}))
+    _layout(figure, title, x_label, y_label, 420, legend={"title": {"text": "status"}}, plot_bgcolor="white")
+    figure.update_layout(**_integer_axis("xaxis", labels.columns), **_integer_axis("yaxis", labels.index))
     return figure
 
 
-def density_bars(tables: dict[str, pd.DataFrame], title: str = "Weights kept per layer") -> go.Figure:
+def density_bars(tables: dict[str, pd.DataFrame], title: str = "Weights kept per layer", *, x_label: str = "layer",
+                 y_label: str = "density (% of weights kept)") -> go.Figure:
     """Per-layer density (percent kept) of several masks side by side."""
     figure = go.Figure()
+    layers = []
     for name, table in tables.items():
         per_layer = table.groupby("layer").apply(lambda t: 100.0 * t["kept"].sum() / t["total"].sum(),
                                                  include_groups=False)
+        layers.extend(per_layer.index)
         figure.add_bar(x=per_layer.index, y=per_layer.values, name=name)
-    figure.update_layout(title=title, barmode="group", xaxis_title="layer", yaxis_title="density (% of weights kept)",
-                         height=360)
+    _layout(figure, title, x_label, y_label, 360, barmode="group")
+    figure.update_layout(**_integer_axis("xaxis", layers))
     return figure
 
 
@@ -83,11 +156,16 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 def tradeoff_scatter(points: pd.DataFrame, x: str, y: str, color: str, hover: str,
                      title: str = "Performance–bias trade-off", x_label: str = "", y_label: str = "") -> go.Figure:
+    """Points coloured by ``color``, and the Pareto front (lines and markers, so that a front of a
+    single point is drawn too)."""
     figure = go.Figure()
+    x_name, y_name = x_label or x, y_label or y
     for group, part in points.groupby(color):
         figure.add_scatter(x=part[x], y=part[y], mode="markers", name=str(group), text=part[hover],
-                           hovertemplate="%{text}<br>" + x + " %{x:.3f}<br>" + y + " %{y:.3f}<extra></extra>")
+                           hovertemplate="%{text}<br>" + x_name + " %{x:.3f}<br>" + y_name + " %{y:.3f}<extra></extra>")
     front = pareto_front(points, x, y)
-    figure.add_scatter(x=front[x], y=front[y], mode="lines", name="Pareto front", line={"dash": "dash"})
-    figure.update_layout(title=title, xaxis_title=x_label or x, yaxis_title=y_label or y, height=420)
+    figure.add_scatter(x=front[x], y=front[y], mode="lines+markers", name="Pareto front", line={"dash": "dash"},
+                       marker={"symbol": "circle-open", "size": 14, "line": {"width": 2}},
+                       hovertemplate="Pareto front<br>" + x_name + " %{x:.3f}<br>" + y_name + " %{y:.3f}<extra></extra>")
+    _layout(figure, title, x_name, y_name, 420)
     return figure

@@ -1,17 +1,22 @@
 """Pruning masks: densities of several masks side by side, their surviving heads, and a switch that
 puts a mask on the live model."""
 
+import dataclasses
+import hashlib
+import json
+import math
+import re
 from pathlib import Path
 
 import streamlit as st
 
 from bias_lab import plots
-from bias_lab.errors import BiasLabError
-from bias_lab.interventions import InterventionSpec
 from bias_lab.data import load_text
+from bias_lab.errors import BiasLabError
 from bias_lab.pruning.kaneko import MODES, KanekoObjective
 from bias_lab.pruning.masks import MaskSet, densities, surviving_heads
 from bias_lab.pruning.train import PruneSettings, train_mask
+from bias_lab.run_labels import describe_run
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.intervention import current_spec, set_spec
@@ -23,52 +28,169 @@ st.title("Pruning masks")
 st.caption("Masks learned with frozen weights (`bias-lab prune`): how much of each layer they keep, which "
            "heads survive, and what the model does with them switched on.")
 
+
+def slug(text: str, size: int) -> str:
+    """A file-name-safe piece of ``text`` (its end, where hub ids and folders keep the name)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.")[-size:] or "x"
+
+
+def model_name(source: str) -> str:
+    return Path(source).name if Path(source).expanduser().exists() else source
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def read_mask(path: str, modified: float) -> MaskSet:
+    """A mask file, read once per version of the file."""
+    return MaskSet.load(path)
+
+
+def misfit(masks: MaskSet, loaded) -> str | None:
+    """None when the mask fits the loaded model (its own check), else why not."""
+    try:
+        masks.check(loaded)
+    except BiasLabError as error:
+        layers = {int(m.group(1)) for key in masks.masks if (m := re.match(r"layer(\d+)\.", key))}
+        made_for = masks.metadata.get("model")
+        origin = f" (a mask of {model_name(str(made_for))})" if made_for else ""
+        if layers and max(layers) + 1 != loaded.num_layers:
+            return f"made for {max(layers) + 1} layers, the loaded model has {loaded.num_layers}{origin}"
+        return f"made for another model shape: {error}{origin}"
+    return None
+
+
+def kept_share(table) -> float:
+    return 100.0 * table["kept"].sum() / table["total"].sum()
+
+
 loaded = sidebar(need_model=True)
 with st.expander("Learn a new mask (Kaneko & Bollegala debiasing, weights frozen)"):
     form = st.columns(4)
     corpus = form[0].text_input("Corpus text file", key="masks_corpus")
     block = form[1].selectbox("Block", ("32", "64", "128", "head", "neuron", "unstructured"), key="masks_block")
     mode = form[2].selectbox("Mode", MODES, index=MODES.index("last-token"), key="masks_mode")
-    epochs = form[3].number_input("Epochs", 1, 100, 1, key="masks_epochs")
-    started = st.button("Learn the mask", key="masks_learn", disabled=not corpus.strip())
+    epochs = form[3].number_input("Epochs", 1, 1000, 1, key="masks_epochs")
+    form = st.columns(5)
+    lr = form[0].number_input("Learning rate of the scores", 1e-4, 10.0, 0.01, 0.01, format="%.4f", key="masks_lr")
+    threshold = form[1].number_input("Final threshold τ", 0.0, 0.99, 0.1, 0.05, format="%.2f", key="masks_threshold",
+                                     help="a block is pruned when σ(score) ends below τ (τ = 0 prunes nothing)")
+    l1 = form[2].number_input("L1 weight on σ(scores)", 0.0, 100.0, 0.0, 0.1, key="masks_l1",
+                              help="pushes scores down: more pruning")
+    batch_size = form[3].number_input("Batch size", 1, 1024, 16, key="masks_batch")
+    limit = form[4].number_input("Max corpus sentences (0 = all)", 0, 10_000_000, 0, key="masks_limit")
+    head_qkv = block == "head" and st.checkbox("Prune a head's query, key and value rows together (default: value "
+                                               "rows)", key="masks_head_qkv")
+    settings = PruneSettings(block=int(block) if block.isdigit() else block, epochs=int(epochs), lr=float(lr),
+                             threshold=float(threshold), l1=float(l1), batch_size=int(batch_size),
+                             head_roles=("query", "key", "value") if head_qkv else ("value",))
+    invalid = None
+    try:
+        settings.validate()
+    except BiasLabError as error:
+        invalid = str(error)
+        st.error(invalid)
+    if threshold > 0 and not invalid:
+        needed = math.log((1 - threshold) / threshold) / lr
+        st.caption(f"Scores start at σ = 0.5; a block is pruned once σ(score) falls below τ = {threshold:g}. Adam moves "
+                   f"a score by about the learning rate per step, so pruning needs roughly {math.ceil(needed)} steps "
+                   f"(steps = epochs × stereotype sentences / batch size).")
+    elif not invalid:
+        st.caption("With τ = 0 no block is ever pruned (σ(score) > 0 always): raise the threshold.")
+    full_config = {"model": loaded.source, "corpus": corpus.strip(), "mode": mode, "limit": int(limit) or None,
+                   "settings": dataclasses.asdict(settings)}
+    digest = hashlib.sha256(json.dumps(full_config, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    automatic = RunStore().home / "runs" / (
+        f"ui-prune-{slug(model_name(loaded.source), 40)}-{slug(Path(corpus.strip()).stem, 20)}-{block}-{mode}"
+        f"-e{int(epochs)}-lr{lr:g}-t{threshold:g}-{digest}")
+    typed_out = st.text_input("Output run folder (empty: named after the model and the settings)", key="masks_out")
+    out = Path(typed_out.strip()).expanduser() if typed_out.strip() else automatic
+    st.caption(f"output run folder: `{out}`" + (" — a run with these settings is there; learning again retrains it"
+                                               if (out / "mask.safetensors").is_file() else ""))
+    started = st.button("Learn the mask", key="masks_learn", disabled=not corpus.strip() or invalid is not None)
 
-    def learn(progress, cancel):
-        objective = KanekoObjective(loaded, load_text(corpus.strip()), mode=mode)
-        out = RunStore().home / "runs" / f"ui-prune-{Path(corpus.strip()).stem}-{block}-{mode}-e{int(epochs)}"
-        return train_mask(loaded, objective, out, PruneSettings(block=int(block) if block.isdigit() else block,
-                                                                epochs=int(epochs)), progress=progress, cancel=cancel)
+    def learn(progress, cancel, out=out, settings=settings, corpus=corpus.strip(), mode=mode, limit=int(limit) or None):
+        objective = KanekoObjective(loaded, load_text(corpus), mode=mode, limit=limit)
+        return train_mask(loaded, objective, out, settings, progress=progress, cancel=cancel,
+                          description={"mode": mode, "corpus": corpus, "limit": limit, "words": "bias-lab"})
 
     learned = run_job("masks_job", "mask training steps", learn, start=started)
     if learned is not None:
-        st.success(f"mask written to {learned.folder / 'mask.safetensors'}")
+        share = kept_share(learned.densities)
+        pruned_heads = int((~learned.heads["alive"]).sum())
+        shown = f"{share:.2f}" if 99.9 < share < 100 else f"{share:.1f}"  # never "100.0" when something is pruned
+        st.success(f"mask written to {learned.folder / 'mask.safetensors'}: it keeps {shown} % of the weights, "
+                   f"{pruned_heads} of {len(learned.heads)} heads fully pruned, after {len(learned.history)} steps")
+        if learned.densities["kept"].sum() >= learned.densities["total"].sum():
+            try:
+                used = json.loads((learned.folder / "run.json").read_text())["config"]
+                detail = (f" ({len(learned.history)} steps at learning rate {used.get('lr')}, "
+                          f"final threshold {used.get('threshold')})")
+            except (OSError, ValueError, KeyError):
+                detail = ""
+            st.warning("the mask keeps 100 % of the weights: train longer, raise the learning rate or the threshold"
+                       + detail)
         if started or st.session_state.get("masks_learned") != str(learned.folder):
             st.session_state["masks_learned"] = str(learned.folder)
             st.session_state["masks_path"] = str(learned.folder / "mask.safetensors")
 
+# Stored masks: only those that fit the loaded model can be chosen; the others are listed with the reason.
 runs = [r for r in RunStore().list(kind="prune", status="complete") if (r.artifact_dir / "mask.safetensors").is_file()]
-known = {f"{r.id} · block {r.config.get('block')} · {r.config.get('objective')}": r.artifact_dir / "mask.safetensors"
-         for r in runs}
-chosen = st.multiselect("Masks from stored runs", list(known), default=list(known)[:2], key="masks_runs")
+known, unfit = {}, []
+for r in runs:
+    path = r.artifact_dir / "mask.safetensors"
+    density = r.summary.get("density")
+    label = " · ".join([describe_run(r).removeprefix("prune · ")]
+                       + ([f"{density:.1f} % kept"] if isinstance(density, (int, float)) else []) + [r.id])
+    try:
+        reason = misfit(read_mask(str(path), path.stat().st_mtime), loaded)
+    except (BiasLabError, OSError) as error:
+        reason = f"unreadable: {error}"
+    if reason is None:
+        known[label] = path
+    else:
+        unfit.append(f"mask {r.id} ({path}): {reason}")
+chosen = st.multiselect(f"Masks from stored runs that fit {model_name(loaded.source)}", list(known),
+                        default=list(known)[:2], key="masks_runs")
+if unfit:
+    with st.expander(f"{len(unfit)} stored mask{'s' if len(unfit) > 1 else ''} made for other models "
+                     "(cannot be used with the loaded model)"):
+        for line in unfit:
+            st.caption(line)
+st.session_state["masks_unfit"] = len(unfit)
 typed = st.text_input("…or a mask file path", key="masks_path")
-paths = [known[c] for c in chosen] + ([Path(typed.strip())] if typed.strip() else [])
-if not paths:
-    st.info("No mask yet: run `bias-lab prune --model M --corpus TEXT --out DIR`, or give a mask file path.")
-    st.stop()
 
+paths = list(dict.fromkeys(known[c].resolve() for c in chosen))
 tables, loaded_masks = {}, {}
-for path in paths:
+if typed.strip():
+    path = Path(typed.strip()).expanduser()
     try:
         masks = MaskSet.load(path)
-        tables[path.parent.name or path.name] = densities(loaded, masks)
-        loaded_masks[str(path)] = masks
+        reason = misfit(masks, loaded)
     except BiasLabError as error:
-        st.error(str(error))
+        st.error(f"mask file {path}: {error}" if str(path) not in str(error) else str(error))
+    else:
+        if reason is not None:
+            st.error(f"mask file {path} does not fit the loaded model {model_name(loaded.source)}: {reason}")
+        elif path.resolve() not in paths:
+            paths.append(path.resolve())
+if not paths:
+    st.info("No mask for this model yet: learn one above, run `bias-lab prune --model M --corpus TEXT --out DIR`, "
+            "or give a mask file path.")
+    st.stop()
+
+for path in paths:
+    name = path.parent.name or path.name
+    try:
+        masks = read_mask(str(path), path.stat().st_mtime)
+        tables[name] = densities(loaded, masks)
+        loaded_masks[str(path)] = masks
+    except (BiasLabError, OSError) as error:
+        st.error(f"mask file {path}: {error}")
 if not tables:
     st.stop()
 st.session_state["masks_count"] = len(tables)
 downloads.figure(plots.density_bars(tables), "mask_densities", "masks_density")
 for name, table in tables.items():
-    with st.expander(f"{name}: {100 * table['kept'].sum() / table['total'].sum():.1f} % of prunable weights kept"):
+    with st.expander(f"{name}: {kept_share(table):.1f} % of prunable weights kept"):
         downloads.table(table, f"densities_{name}", f"masks_table_{name}")
 
 path = st.selectbox("Mask for the head grid and the live switch", list(loaded_masks), key="masks_selected")
@@ -81,7 +203,7 @@ downloads.figure(plots.pruned_head_grid(grid, "Surviving heads (a head is pruned
 spec = current_spec()
 active = spec.mask == path
 if st.toggle("Mask on the live model", value=active, key="masks_toggle") != active:
-    set_spec(InterventionSpec(spec.neurons, spec.heads, spec.position, None if active else path))
+    set_spec(dataclasses.replace(spec, mask=None if active else path))
     st.rerun()
 st.caption("With the mask on, every page (Neuron lab, Heads, Evaluate) computes with it; switch it off to get the "
            "original model back, bit for bit.")

@@ -1,6 +1,9 @@
-"""The dashboard in a real browser: `streamlit run app.py` on 127.0.0.1 with a tiny local model,
-every page opened in headless Chromium, its title checked, one interaction, screenshots saved."""
+"""The dashboard in a real browser, used as a person uses it: `streamlit run app.py` on 127.0.0.1
+with tiny local models and stored runs, driven in headless Chromium by the sidebar navigation and
+clicks. Every step fails on an error box or an exception; screenshots go to the test's tmp folder."""
 
+import csv
+import io
 import os
 import shutil
 import socket
@@ -19,6 +22,11 @@ PAGES = {
     "Pruning_masks": "Pruning masks", "Evaluate": "Evaluate", "Compare": "Compare",
     "Trade_off": "Performance–bias trade-off", "Runs": "Runs",
 }
+# The sidebar navigation's link texts, in order.
+NAVIGATION = {"Bias neurons": "Bias neurons", "Neuron lab": "Neuron lab", "Heads": "Attention heads",
+              "Pruning masks": "Pruning masks", "Evaluate": "Evaluate", "Compare": "Compare",
+              "Trade off": "Performance–bias trade-off", "Runs": "Runs", "app": "bias lab"}
+STEREOSET_FILE = "dev.json"
 
 
 def _requirements():
@@ -31,8 +39,37 @@ def _requirements():
     return None
 
 
+def _cli(env, *arguments):
+    done = subprocess.run([sys.executable, "-m", "bias_lab", *arguments], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory, tiny_model_dir):
+def workspace(tmp_path_factory, tiny_model_dir):
+    """A run store with two IG2 runs and a head-scoring run, and a StereoSet file."""
+    import json
+
+    from .test_evaluation import STEREOSET
+
+    folder = tmp_path_factory.mktemp("browser")
+    home = folder / "home"
+    env = dict(os.environ, BIAS_LAB_HOME=str(home), HF_HUB_OFFLINE="1")
+    prompts = folder / "prompts.jsonl"
+    prompts.write_text('{"id": "p0", "prompt": "[MASK] is a doctor .", "pair": ["he", "she"]}\n')
+    text = folder / "text.txt"
+    text.write_text("the doctor is here and she is very kind .\nthis young person is honest .\n")
+    for family in ("bert", "distilbert"):
+        _cli(env, "ig2", "--model", str(tiny_model_dir(family)), "--dimension", "gender", "--modifier", "N",
+             "--pair", "female", "male", "--limit", "34", "--steps", "3", "--out", str(folder / f"ig2-{family}"))
+    _cli(env, "heads", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--perf-data", str(text),
+         "--bias", "ig2-gap", "--bias-data", str(prompts), "--out", str(folder / "heads"))
+    (folder / STEREOSET_FILE).write_text(json.dumps(STEREOSET))
+    return {"folder": folder, "home": home}
+
+
+@pytest.fixture(scope="module")
+def dashboard(workspace, tiny_model_dir):
     missing = _requirements()
     if missing:
         if os.environ.get("CI"):
@@ -41,8 +78,8 @@ def dashboard(tmp_path_factory, tiny_model_dir):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = dict(os.environ, BIAS_LAB_MODEL=str(tiny_model_dir("bert")),
-               BIAS_LAB_HOME=str(tmp_path_factory.mktemp("home")), HF_HUB_OFFLINE="1")
+    env = dict(os.environ, BIAS_LAB_MODEL=str(tiny_model_dir("bert")), BIAS_LAB_HOME=str(workspace["home"]),
+               HF_HUB_OFFLINE="1")
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
                                "--server.port", str(port), "--server.headless", "true",
                                "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
@@ -76,26 +113,170 @@ def browser(dashboard):
         chromium.close()
 
 
+@pytest.fixture
+def page(browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    yield page
+    page.screenshot(path=str(tmp_path / "last.png"), full_page=True)
+    context.close()
+
+
+def settle(page, timeout: float = 60.0) -> None:
+    """Wait until the script run finished (no 'Running…' status) and fail on any error or exception box."""
+    page.wait_for_timeout(300)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            break
+        page.wait_for_timeout(100)
+    else:
+        pytest.fail("the page kept running")
+    page.wait_for_timeout(200)
+    problems = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    assert problems.count() == 0, problems.first.inner_text()
+
+
+def title_shown(page, title: str) -> None:
+    page.locator("h1").filter(has_text=title).first.wait_for(timeout=60_000)
+
+
+def navigate(page, link: str) -> None:
+    """Click a page in the sidebar navigation, as a person does."""
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=link).first.click()
+    title_shown(page, NAVIGATION[link])
+    settle(page)
+
+
+def model_box(page):
+    return page.get_by_role("textbox", name="Hub id or local folder")
+
+
+def sidebar_text(page) -> str:
+    return page.locator('[data-testid="stSidebar"]').inner_text()
+
+
+def sidebar_shows(page, text: str, context: str = "") -> None:
+    """The sidebar shows ``text`` (waiting for the script run to draw it)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator('[data-testid="stSidebar"]'), context).to_contain_text(text, timeout=30_000)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the select box labelled ``label``."""
+    page.get_by_role("combobox", name=label).first.click()
+    page.get_by_role("option", name=option, exact=False).first.click()
+    settle(page)
+
+
 @pytest.mark.parametrize("path, title", list(PAGES.items()))
-def test_every_page_shows_its_title(browser, dashboard, tmp_path, path, title):
-    page = browser.new_page()
+def test_every_page_opens_without_an_error(page, dashboard, tmp_path, path, title):
     page.goto(f"{dashboard}/{path}", wait_until="networkidle")
-    heading = page.locator("h1").filter(has_text=title)
-    heading.first.wait_for(timeout=60_000)
-    assert page.locator("text=Traceback").count() == 0
+    title_shown(page, title)
+    settle(page)
     page.screenshot(path=str(tmp_path / f"{path or 'home'}.png"), full_page=True)
-    page.close()
 
 
-def test_neuron_lab_interaction_updates_the_gap(browser, dashboard, tmp_path):
-    page = browser.new_page()
-    page.goto(f"{dashboard}/Neuron_lab", wait_until="networkidle")
-    field = page.get_by_label("Neurons (layer:neuron, comma-separated)", exact=False)
-    field.wait_for(timeout=60_000)
-    field.fill("1:3, 1:5")
-    field.press("Enter")
-    page.get_by_text("L1:3 scale").first.wait_for(timeout=60_000)
-    page.get_by_text("gap |P(d1) − P(d2)|").first.wait_for(timeout=60_000)
-    assert page.locator("text=Traceback").count() == 0
-    page.screenshot(path=str(tmp_path / "neuron_lab.png"), full_page=True)
-    page.close()
+def test_model_device_and_intervention_stay_across_the_navigation(page, dashboard, tiny_model_dir, tmp_path):
+    typed = str(tiny_model_dir("distilbert"))
+    page.goto(dashboard, wait_until="networkidle")
+    title_shown(page, "bias lab")
+    settle(page)
+    model_box(page).fill(typed)
+    model_box(page).press("Enter")
+    settle(page)
+    choose(page, "Device", "cpu")
+    sidebar_shows(page, "distilbert · masked")
+
+    navigate(page, "Bias neurons")
+    page.get_by_role("button", name="Send these bias neurons").click()
+    settle(page)
+    assert "Sent" in page.locator('[data-testid="stAlertContentSuccess"]').first.inner_text()
+    sidebar_shows(page, "×0 at the mask")  # the sidebar shows the new intervention at once
+
+    navigate(page, "Neuron lab")
+    assert page.get_by_role("textbox", name="Neurons (layer:neuron", exact=False).input_value().strip()
+    page.get_by_text("gap |P(d1) − P(d2)|").first.wait_for()
+    for round_trip in range(2):  # the model was lost on every second page before
+        for link in NAVIGATION:
+            navigate(page, link)
+            assert model_box(page).input_value() == typed, link
+            sidebar_shows(page, "distilbert · masked", link)
+            sidebar_shows(page, "×0 at the mask", link)
+            assert page.get_by_role("combobox", name="Device").input_value() == "cpu", link
+            assert "spec=" in page.url and "model=" in page.url, link
+    page.screenshot(path=str(tmp_path / "navigation.png"), full_page=True)
+
+
+def test_a_shared_link_opens_the_same_state(page, dashboard, tiny_model_dir):
+    from urllib.parse import quote
+
+    spec = '{"heads":[{"layer":1,"head":2}]}'
+    page.goto(f"{dashboard}/Heads?model={quote(str(tiny_model_dir('distilbert')))}&spec={quote(spec)}",
+              wait_until="networkidle")
+    title_shown(page, "Attention heads")
+    settle(page)
+    assert model_box(page).input_value() == str(tiny_model_dir("distilbert"))
+    sidebar_shows(page, "head L1H2")
+    navigate(page, "Evaluate")
+    sidebar_shows(page, "head L1H2")
+    assert model_box(page).input_value() == str(tiny_model_dir("distilbert"))
+
+
+def test_evaluate_results_stay_through_every_download_and_png(page, dashboard, workspace, tmp_path):
+    page.goto(f"{dashboard}/Evaluate?spec=" + '{"heads":[{"layer":1,"head":0}]}', wait_until="networkidle")
+    title_shown(page, "Evaluate")
+    settle(page)
+    page.get_by_role("textbox", name="Data (file, folder or HF dataset id)").fill(str(workspace["folder"] / STEREOSET_FILE))
+    page.get_by_role("textbox", name="Data (file, folder or HF dataset id)").press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Run before and after").click()
+    page.get_by_text("Items after").first.wait_for(timeout=120_000)
+    settle(page)
+    summary = page.locator('[data-testid="stDataFrame"]').first.inner_text()
+    buttons = page.locator('[data-testid="stDownloadButton"] button')
+    assert buttons.count() >= 4
+    for index in range(buttons.count()):
+        with page.expect_download() as download:
+            buttons.nth(index).click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        settle(page)
+        if saved.name == "stereoset_summary.csv":
+            rows = list(csv.DictReader(io.StringIO(saved.read_text())))
+            assert [row["model"] for row in rows] == ["before", "after"]
+            assert all(float(row["lms"]) >= 0 for row in rows)
+        assert page.get_by_text("Items after").count() == 1, saved.name
+    page.get_by_role("button", name="Prepare PNG").first.click()
+    page.get_by_role("button", name="Download figure (PNG)").first.wait_for(timeout=120_000)
+    settle(page)
+    assert page.locator('[data-testid="stDataFrame"]').first.inner_text() == summary
+    page.screenshot(path=str(tmp_path / "evaluate.png"), full_page=True)
+
+
+def test_compare_the_same_run_twice(page, dashboard, tmp_path):
+    page.goto(f"{dashboard}/Compare", wait_until="networkidle")
+    title_shown(page, "Compare")
+    settle(page)
+    first = page.get_by_role("combobox", name="First run").input_value()
+    assert first != page.get_by_role("combobox", name="Second run").input_value()
+    choose(page, "Second run", first)  # settles: no IndexError traceback, no error box
+    page.get_by_text("the same run on both sides").first.wait_for()
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+
+
+def test_clicking_a_head_cell_ablates_that_head(page, dashboard, tmp_path):
+    page.goto(f"{dashboard}/Heads", wait_until="networkidle")
+    title_shown(page, "Attention heads")
+    settle(page)
+    chart = page.locator(".js-plotly-plot").nth(1)  # the bias grid
+    chart.scroll_into_view_if_needed()
+    point = chart.evaluate("""(plot) => {
+        const layout = plot._fullLayout, box = plot.getBoundingClientRect();
+        return {x: box.left + layout._size.l + layout.xaxis.l2p(2), y: box.top + layout._size.t + layout.yaxis.l2p(1)};
+    }""")
+    page.mouse.click(point["x"], point["y"])
+    settle(page)
+    page.get_by_text("head L1H2 ablated").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "heads_click.png"), full_page=True)

@@ -102,7 +102,7 @@ def test_resume_with_other_settings_is_refused(capsys, tiny_model_dir, tmp_path)
     out = tmp_path / "run"
     assert _ig2(capsys, tiny_model_dir("bert"), out, "--limit", "5")[0] == 0
     code, captured = _ig2(capsys, tiny_model_dir("bert"), out, "--limit", "5", "--method", "gausslegendre")
-    assert code == 2 and "another config ('method'" in captured.err
+    assert code == 2 and "another config (--method: stored 'riemann_right'" in captured.err
 
 
 @pytest.mark.parametrize(
@@ -110,7 +110,7 @@ def test_resume_with_other_settings_is_refused(capsys, tiny_model_dir, tmp_path)
     [
         (["--dimension", "age", "--modifier", "N", "--pair", "young", "middle-aged"], "'middle-aged' is "),
         (["--dimension", "gendr", "--modifier", "N", "--pair", "a", "b"], "unknown dimension 'gendr'"),
-        (["--dimension", "gender", "--modifier", "N", "--pair", "female", "male", "--steps", "0"], "m = 0 must be"),
+        (["--dimension", "gender", "--modifier", "N", "--pair", "female", "male", "--steps", "0"], "--steps 0 must be at least 1"),
         (["--dimension", "gender", "--modifier", "N", "--pair", "female", "male", "--limit", "0"], "--limit 0"),
         (["--dimension", "gender"], "give --prompts FILE, or all of"),
     ],

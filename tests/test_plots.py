@@ -25,3 +25,83 @@ def test_figures_have_titles_and_axis_labels():
 def test_pareto_front():
     points = pd.DataFrame({"perf": [1.0, 2.0, 3.0, 2.5], "bias": [5.0, 2.0, 1.0, 3.0]})
     assert plots.pareto_front(points, "perf", "bias").index.tolist() == [0, 1, 2]
+
+
+GRID = pd.DataFrame({"layer": [0, 0, 1, 1, 2, 2], "head": [0, 1, 0, 1, 0, 1],
+                     "bias_delta": [0.1, -0.2, 0.0, 0.3, 0.5, -0.1],
+                     "status": ["kept", "pruned", "protected", "kept", "kept", "pruned"]})
+
+
+def test_categorical_head_grid_has_a_legend_entry_per_status_and_no_colour_bar():
+    figure = plots.pruned_head_grid(GRID)
+    entries = [t for t in figure.data if t.showlegend]
+    assert [t.name for t in entries] == ["kept (3)", "protected (1)", "pruned (2)"]
+    assert [t.legendgroup for t in entries] == ["kept", "protected", "pruned"]
+    heatmaps = [t for t in figure.data if t.type == "heatmap"]
+    assert len(heatmaps) == 3 and not any(t.showscale for t in heatmaps)
+    colors = {t.legendgroup: t.marker.color for t in entries}
+    assert len(set(colors.values())) == 3
+    for heatmap in heatmaps:  # each status's cells, in its legend entry's colour
+        assert heatmap.colorscale[0][1] == colors[heatmap.legendgroup]
+        cells = np.argwhere(~np.isnan(np.asarray(heatmap.z, dtype=float)))
+        pivot = GRID.pivot(index="layer", columns="head", values="status").values
+        assert all(pivot[r, c] == heatmap.legendgroup for r, c in cells)
+    # surviving heads: only two statuses, both with a legend entry
+    alive = GRID.assign(status=["kept", "pruned"] * 3)
+    assert [t.name for t in plots.pruned_head_grid(alive).data if t.showlegend] == ["kept (3)", "pruned (3)"]
+
+
+def test_layer_and_head_axes_have_integer_ticks():
+    per_layer = pd.DataFrame({"layer": [0, 1, 2], "count": [1, 2, 3], "model": ["a"] * 3})
+    density = pd.DataFrame({"layer": [0, 1, 2], "module": ["value"] * 3, "kept": [5, 10, 10], "total": [10] * 3})
+    for figure in (plots.head_grid(GRID, "bias_delta", "Bias change", "Δ bias"), plots.pruned_head_grid(GRID)):
+        assert figure.layout.xaxis.dtick == 1 and figure.layout.yaxis.dtick == 1
+        assert figure.layout.xaxis.tickformat == "d" and figure.layout.yaxis.tickformat == "d"
+    for figure in (plots.neurons_per_layer_bars(per_layer), plots.density_bars({"m": density})):
+        assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.tickformat == "d"
+    assert plots.migration_histogram(per_layer).layout.yaxis.dtick == 1
+    assert plots.attribution_heatmap(np.zeros((3, 8))).layout.yaxis.dtick == 1
+    # a 48-layer model: still whole numbers, but not 48 crowded labels
+    many = pd.DataFrame({"layer": range(48), "count": 1})
+    assert plots.neurons_per_layer_bars(many).layout.xaxis.dtick == 2
+
+
+def test_long_titles_wrap_and_get_a_margin():
+    title = "Bias change when the head is removed (click a head to ablate it live below) in a rather long run name"
+    for figure in (plots.head_grid(GRID, "bias_delta", title, "Δ bias"), plots.pruned_head_grid(GRID, title),
+                   plots.density_bars({"m": pd.DataFrame({"layer": [0], "kept": [1], "total": [2]})}, title)):
+        lines = figure.layout.title.text.split("<br>")
+        assert len(lines) >= 2 and max(len(line) for line in lines) <= 70
+        assert " ".join(lines) == title
+        assert figure.layout.margin.t >= 40 + 24 * len(lines)
+    short = plots.pruned_head_grid(GRID, "FASP at α = 0.1, γ = 0.3")
+    assert short.layout.title.text == "FASP at α = 0.1, γ = 0.3" and short.layout.margin.t >= 60
+
+
+def test_pareto_front_is_drawn_with_a_single_point():
+    one = pd.DataFrame({"perf": [1.0], "bias": [2.0], "method": ["original"], "run": ["r1"]})
+    figure = plots.tradeoff_scatter(one, "perf", "bias", "method", "run")
+    front = [t for t in figure.data if t.name == "Pareto front"][0]
+    assert list(front.x) == [1.0] and list(front.y) == [2.0] and "markers" in front.mode
+    several = pd.DataFrame({"perf": [1.0, 2.0, 3.0], "bias": [3.0, 1.0, 2.0], "method": ["a", "b", "b"],
+                            "run": ["x", "y", "z"]})
+    front = [t for t in plots.tradeoff_scatter(several, "perf", "bias", "method", "run").data
+             if t.name == "Pareto front"][0]
+    assert list(front.x) == [1.0, 2.0] and "lines" in front.mode
+
+
+def test_axis_titles_name_the_metric():
+    points = pd.DataFrame({"mlm": [1.0, 2.0], "ss": [3.0, 1.0], "method": ["a", "b"], "run": ["x", "y"]})
+    figure = plots.tradeoff_scatter(points, "mlm", "ss", "method", "run", x_label="mlm-loss", y_label="|SS − 50|")
+    assert figure.layout.xaxis.title.text == "mlm-loss" and figure.layout.yaxis.title.text == "|SS − 50|"
+    assert "mlm-loss" in figure.data[0].hovertemplate
+    per_layer = pd.DataFrame({"layer": [0, 1], "count": [1, 2], "model": ["a", "a"]})
+    density = pd.DataFrame({"layer": [0], "kept": [1], "total": [2]})
+    figures = {"neurons": plots.neurons_per_layer_bars(per_layer, x_label="encoder layer", y_label="neurons"),
+               "migration": plots.migration_histogram(per_layer, x_label="encoder layer", y_label="neurons"),
+               "heatmap": plots.attribution_heatmap(np.zeros((2, 2)), x_label="encoder layer", y_label="neurons"),
+               "grid": plots.head_grid(GRID, "bias_delta", "t", "Δ", x_label="encoder layer", y_label="neurons"),
+               "status": plots.pruned_head_grid(GRID, x_label="encoder layer", y_label="neurons"),
+               "density": plots.density_bars({"m": density}, x_label="encoder layer", y_label="neurons")}
+    for name, figure in figures.items():
+        assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == ("encoder layer", "neurons"), name

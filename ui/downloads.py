@@ -23,7 +23,7 @@ def figure(fig, name: str, key: str, *, selectable: bool = False):
                          on_click="ignore")
     png_key = f"{key}_png_bytes"
     # The PNG belongs to the figure it was made from: a changed figure needs a new one.
-    fingerprint = hashlib.sha1(html.encode()).hexdigest()
+    fingerprint = hashlib.sha1(fig.to_json().encode()).hexdigest()  # to_html has a random element id
     prepared = st.session_state.get(png_key)
     if prepared is not None and st.session_state.get(f"{png_key}_of") == fingerprint:
         right.download_button("Download figure (PNG)", prepared, f"{name}.png", "image/png", key=f"{key}_png",

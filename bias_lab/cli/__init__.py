@@ -2,12 +2,15 @@
 
 Each subcommand module exposes ``register(subparsers)``; the parser it adds sets ``handler`` to a
 function taking the parsed arguments and returning an exit code. Library errors (``BiasLabError``)
-and bad arguments print one line to stderr and exit 2; ``--debug`` shows the traceback instead.
+and bad arguments print one line to stderr and exit 2; ``--debug`` (before or after the
+subcommand) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import traceback
 
@@ -22,25 +25,88 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+def version() -> str:
+    """The installed distribution's version (the source tree's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("bias-lab")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.extend(dict.fromkeys(action.choices.values()))  # aliases map to the same parser
+    return found
+
+
+def _add_debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`--debug` is accepted after the subcommand too. SUPPRESS keeps a subcommand's default from
+    overwriting a `--debug` given before it (argparse copies subparser defaults over the namespace)."""
+    for sub in _subparsers(parser):
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors")
+        _add_debug_everywhere(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bias-lab", description="Find and switch off social bias inside transformer language models.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"bias-lab {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for module in SUBCOMMANDS:
         module.register(subparsers)
+    _add_debug_everywhere(parser)
     return parser
+
+
+def _chosen_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The (sub)parser whose options the user typed, e.g. that of `heads select`."""
+    for dest in ("command", "action"):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) and getattr(args, dest, None) in action.choices:
+                parser = action.choices[getattr(args, dest)]
+                break
+    return parser
+
+
+def _with_flag_names(message: str, parser: argparse.ArgumentParser) -> str:
+    """A resume conflict names the run config's key ('perf_data'); say the flag the user typed."""
+    flags = {action.dest: max(action.option_strings, key=len) for action in parser._actions if action.option_strings}
+    return re.sub(r"another config \('(\w+)'",
+                  lambda match: f"another config ({flags[match.group(1)]}" if match.group(1) in flags else match.group(0),
+                  message)
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (`bias-lab runs list | head -1`): stop without a traceback. Later writes,
+    including the interpreter's final flush, go to /dev/null instead of raising again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (e.g. captured by a test)
+        pass
+    return 141  # 128 + SIGPIPE, as for any command a closed pipe stops
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except BiasLabError as error:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_with_flag_names(str(error), _chosen_parser(parser, args))}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Cancelled):
         print("interrupted: re-run the same command to resume", file=sys.stderr)

@@ -36,3 +36,15 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def require_kind(loaded, kinds, use: str, instead: str = "") -> None:
+    """Refuse a model of the wrong kind right after loading it — before any run is created, so a
+    wrong-kind attempt leaves no failed run behind — in one line saying what would work."""
+    from ..errors import BiasLabError
+    from ..heads.metrics import KIND_NAMES, kinds_text
+
+    if loaded.kind in kinds:
+        return
+    raise BiasLabError(f"{use} needs {kinds_text(kinds)}; {loaded.source!r} is loaded as "
+                       f"{KIND_NAMES.get(loaded.kind, repr(loaded.kind))}" + (f": {instead}" if instead else ""))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import BiasLabError
 from ..progress import TqdmProgress
-from .common import add_model_arguments, model_from_args
+from .common import add_model_arguments, model_from_args, require_kind
 
 
 def register(subparsers) -> None:
@@ -28,7 +28,11 @@ def register(subparsers) -> None:
     parser.add_argument("--per-layer", action="store_true", help="SEAT: effect size of every hidden layer")
     parser.add_argument("--samples", type=int, default=100_000, help="SEAT: permutation samples when not exact")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, help="perplexity: first N lines of the text")
+    parser.add_argument("--limit", type=int, help="first N items: StereoSet examples (of each task), CrowS/WinoBias "
+                                                  "pairs, text lines (not SEAT: choose --tests)")
+    parser.add_argument("--retarget-all", action="store_true",
+                        help="neuron edits at the mask position act at every position where the inputs have no mask "
+                             "token (SEAT, causal LMs); otherwise such an intervention is refused")
     parser.add_argument("--max-length", type=int, help="perplexity: window length in tokens")
     parser.add_argument("--stride", type=int, help="perplexity: window stride for causal LMs")
     parser.set_defaults(handler=run)
@@ -46,50 +50,67 @@ def _options(args) -> dict:
     return {}
 
 
-def run(args) -> int:
-    from ..evaluation import evaluate, load_benchmark_data
-    from ..interventions import InterventionSpec
-    from ..provenance import provenance
-    from ..store import RunStore, write_json_atomic
-
+def _check_arguments(args) -> None:
     for name in ("batch_size", "limit", "samples", "max_length", "stride"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise BiasLabError(f"--{name.replace('_', '-')} {value} must be at least 1")
+    if args.benchmark == "seat" and args.limit is not None:
+        raise BiasLabError(f"--limit {args.limit} does not apply to SEAT (each test is scored whole): choose tests "
+                           "with --tests instead")
+
+
+def _stored_config(args, result, tasks, options) -> dict:
+    """The run config: the keys of ``record_evaluation``'s (so the app reads CLI and app runs alike),
+    plus the CLI's own options and tasks."""
+    from ..evaluation.record import data_label, method_of
+    from ..interventions import InterventionSpec
+
+    applied = result.config.get("intervention")  # as applied: a re-targeted spec is stored as such
+    spec = InterventionSpec.from_dict(applied) if applied is not None else None
+    items = result.config.get("items")
+    return {"benchmark": args.benchmark, "data": args.data, "limit": args.limit, "items": items,
+            "data_label": data_label(args.data, args.limit, items), "notes": result.config.get("notes", []),
+            "intervention": applied, "method": method_of(spec),
+            "options": {k: v for k, v in options.items() if k != "nsp_model"}, "tasks": list(tasks)}
+
+
+def run(args) -> int:
+    from ..evaluation import check_reach, evaluate, load_benchmark_data
+    from ..evaluation.record import headline
+    from ..heads.metrics import BIAS_KINDS, LM_KINDS
+    from ..interventions import InterventionSpec
+    from ..provenance import provenance
+    from ..store import RunStore, write_json_atomic, write_parquet_atomic
+
+    _check_arguments(args)
     spec = InterventionSpec.load(args.intervention) if args.intervention else None
     tasks = ("intrasentence", "intersentence") if args.intersentence else ("intrasentence",)
     data = load_benchmark_data(args.benchmark, args.data, tasks=tasks, tests=args.tests, limit=args.limit)
     loaded = model_from_args(args)
-    if spec is not None:
-        spec.validate(loaded)
+    require_kind(loaded, {**BIAS_KINDS, "perplexity": LM_KINDS}[args.benchmark], f"evaluate {args.benchmark}",
+                 "an encoder can only be evaluated with SEAT (bias-lab evaluate seat)" if loaded.kind == "encoder" else "")
+    check_reach(loaded, args.benchmark, spec, retarget=args.retarget_all)  # before the NSP head loads: fail fast
     options = _options(args)
     if args.benchmark == "stereoset" and args.intersentence and loaded.kind != "causal":
         options["nsp_model"] = _nsp_model(loaded)
-    store = RunStore()
-    from ..evaluation.record import method_of
-
-    config = {"benchmark": args.benchmark, "data": args.data, "intervention": spec.to_dict() if spec else None,
-              "method": method_of(spec), "options": {k: v for k, v in options.items() if k != "nsp_model"},
-              "tasks": list(tasks)}
-    run = store.start("evaluate", config, model=loaded.source, provenance=provenance(str(loaded.device), args.seed))
-    bar = TqdmProgress(f"{args.benchmark}")
+    # Score first, store after: bad input (a spec that cannot act, a wrong model) fails before the
+    # run exists, so the store holds no failed run for it.
+    with TqdmProgress(f"{args.benchmark}") as bar:
+        result = evaluate(loaded, args.benchmark, data, intervention=spec, batch_size=args.batch_size,
+                          progress=bar, retarget=args.retarget_all, **options)
+    for note in result.config.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    config = _stored_config(args, result, tasks, options)
+    run = RunStore().start("evaluate", config, model=loaded.source, provenance=provenance(str(loaded.device), args.seed))
     with run:
-        try:
-            result = evaluate(loaded, args.benchmark, data, intervention=spec, batch_size=args.batch_size,
-                              progress=bar, **options)
-        finally:
-            bar.close()
         write_json_atomic(args.out, result.summary)
         run.write_json("summary.json", result.summary)
         run.write_parquet("items.parquet", result.items)
         if args.per_item:
-            from ..store import write_parquet_atomic
-
             write_parquet_atomic(args.per_item, result.items)
-        from ..evaluation.record import headline, method_of
-
-        run.complete({"method": method_of(spec), **headline(args.benchmark, result.summary)})
-    print(_headline(args.benchmark, result.summary), file=sys.stdout)
+        run.complete({"method": config["method"], "items": config["items"], **headline(args.benchmark, result.summary)})
+    print(_summary_lines(args.benchmark, result.summary))
     print(f"→ {args.out}" + (f", {args.per_item}" if args.per_item else "") + f" (run {run.id})")
     return 0
 
@@ -110,7 +131,32 @@ def _nsp_model(loaded):
     return model.to(loaded.device).eval()
 
 
-def _headline(benchmark: str, summary: dict) -> str:
+# How the CLI names each headline number (record.headline's keys): a metric's own name, never the
+# generic "performance" (StereoSet's is 100 − LMS, perplexity's is the perplexity).
+_BIAS_NAMES = {"stereoset": "bias |SS−50|", "crows": "bias |metric−50|", "winobias": "bias |preference−50|"}
+_OWN_NUMBERS = {"stereoset": ("ss", "lms", "icat"), "crows": ("metric",), "winobias": ("preference",)}
+
+
+def headline_text(benchmark: str, values: dict) -> str:
+    """e.g. 'ss 52.1  lms 52.9  icat 49.8  bias |SS−50| 2.1' or 'perplexity 123.4' from
+    ``record.headline`` (or a stored run's summary, which holds the same keys)."""
+    if benchmark == "perplexity":
+        parts = [("perplexity", values.get("performance"))]
+    elif benchmark == "seat":
+        parts = [("mean |effect size|", values.get("mean_abs_effect_size"))]
+    else:
+        parts = [(name, values.get(name)) for name in _OWN_NUMBERS[benchmark]]
+        parts.append((_BIAS_NAMES[benchmark], values.get("bias")))
+    digits = 3 if benchmark == "seat" else 1
+    return "  ".join(f"{name} {value:.{digits}f}" for name, value in parts if isinstance(value, (int, float)))
+
+
+def _summary_lines(benchmark: str, summary: dict) -> str:
     from ..evaluation.record import headline
 
-    return "  ".join(f"{k} {v:.3f}" for k, v in headline(benchmark, summary).items())
+    text = headline_text(benchmark, headline(benchmark, summary))
+    if benchmark == "stereoset" and "intersentence" in summary:  # headline() is intrasentence only
+        overall = summary["intersentence"]["overall"]
+        values = {**overall, "bias": abs(overall["ss"] - 50)}
+        text = f"intrasentence  {text}\nintersentence  {headline_text(benchmark, values)}"
+    return text

@@ -9,12 +9,15 @@ import pandas as pd
 
 from ..errors import BiasLabError
 from ..progress import TqdmProgress
-from .common import add_model_arguments, model_from_args
+from .common import add_model_arguments, model_from_args, require_kind
+
+PERF_NEEDED = "re-score the heads of an LM with --perf mlm-loss, perplexity or stereoset-lms"
 
 
 def _add_metric_arguments(parser, *, bias: bool = True) -> None:
-    parser.add_argument("--perf", default="mlm-loss", choices=("mlm-loss", "perplexity", "stereoset-lms"),
-                        help="performance metric (lower is better)")
+    parser.add_argument("--perf", default="mlm-loss", choices=("mlm-loss", "perplexity", "stereoset-lms", "none"),
+                        help="performance metric (lower is better); none: bias only, e.g. for an encoder without "
+                             "LM head (with --bias seat)")
     parser.add_argument("--perf-data", help="text file for mlm-loss/perplexity (one passage per line) or StereoSet file")
     parser.add_argument("--limit", type=int, help="at most N performance sentences")
     if bias:
@@ -77,12 +80,19 @@ def _positive(args, *names) -> None:
 
 
 def _metrics(args, loaded):
+    """``(perf, bias)`` metrics from the arguments; ``perf`` is None for ``--perf none``. The model's
+    kind is checked against both before any data is read or any run exists."""
     from ..data import load_text
     from ..evaluation import load_benchmark_data
-    from ..heads.metrics import bias_metric, perf_metric
+    from ..heads.metrics import bias_metric, check_metric_kind, perf_metric
     from ..prompts import load_prompt_file
 
-    if args.perf in ("mlm-loss", "perplexity"):
+    check_metric_kind(loaded, args.perf, label="--perf")
+    if args.bias:
+        check_metric_kind(loaded, args.bias, bias=True, label="--bias")
+    if args.perf == "none":
+        perf = None
+    elif args.perf in ("mlm-loss", "perplexity"):
         if not args.perf_data:
             raise BiasLabError(f"--perf {args.perf} needs --perf-data: a text file (e.g. wiki.valid.tokens)")
         texts = load_text(args.perf_data, limit=args.limit)
@@ -111,6 +121,8 @@ def score_command(args) -> int:
     _positive(args, "limit", "batch_size", "ablations_per_pass")
     if args.out is None:
         raise BiasLabError("give --out DIR for the head scores (or use `heads select` / `heads importance`)")
+    if args.perf == "none" and not args.bias:
+        raise BiasLabError("--perf none scores bias only: give --bias (an encoder: --bias seat --bias-data DIR)")
     loaded = model_from_args(args)
     perf, bias = _metrics(args, loaded)
     config = {"perf": args.perf, "perf_data": args.perf_data, "bias": args.bias, "bias_data": args.bias_data,
@@ -132,8 +144,8 @@ def score_command(args) -> int:
         run.complete({"heads": len(scores.table), "baseline_perf": scores.baseline["perf"],
                       "baseline_bias": scores.baseline["bias"], "scoring_s": round(scores.seconds, 3)})
     worst = scores.table.sort_values("bias_delta").head(3)
-    print(f"scored {len(scores.table)} heads in {scores.seconds:.1f} s; baseline {perf.name} "
-          f"{scores.baseline['perf']:.4f}" + (f", {bias.name} {scores.baseline['bias']:.4f}" if bias else ""))
+    baselines = [f"{metric.name} {scores.baseline[key]:.4f}" for metric, key in ((perf, "perf"), (bias, "bias")) if metric]
+    print(f"scored {len(scores.table)} heads in {scores.seconds:.1f} s; baseline " + ", ".join(baselines))
     if bias is not None:
         print("heads whose removal lowers bias most: " + ", ".join(
             f"L{r.layer}H{r.head} ({r.bias_delta:+.4f})" for r in worst.itertuples()))
@@ -155,6 +167,9 @@ def select_command(args) -> int:
     table, meta = _load_run(args.run)
     if args.rule in ("fasp", "bias") and table["bias"].isna().all():
         raise BiasLabError(f"rule {args.rule!r} needs bias scores: score the heads with --bias")
+    if args.rule in ("fasp", "performance") and table["perf"].isna().all():
+        raise BiasLabError(f"rule {args.rule!r} needs a performance score per head, but {str(args.run)!r} was scored "
+                           f"with --perf none: {PERF_NEEDED}, or use --rule bias")
     options = {}
     if args.rule == "magnitude":
         from ..models import load_model
@@ -188,8 +203,15 @@ def importance_command(args) -> int:
     _positive(args, "limit", "batch_size")
     if not args.perf_data:
         raise BiasLabError("heads importance needs --perf-data: a text file whose loss the gates are scored on")
+    if args.iterative and args.perf == "none":
+        raise BiasLabError("heads importance --iterative records performance per step: give --perf mlm-loss, "
+                           "perplexity or stereoset-lms, not none")
     loaded = model_from_args(args)
+    require_kind(loaded, ("masked", "causal"), "heads importance",
+                 "the gradient importance comes from the LM loss (an encoder can be scored with "
+                 "`bias-lab heads --perf none --bias seat`)")
     texts = load_text(args.perf_data, limit=args.limit)
+    perf, bias = _metrics(args, loaded) if args.iterative else (None, None)
     run = RunStore().start("head-importance", {"perf_data": args.perf_data, "limit": args.limit, "seed": args.seed,
                                                "iterative": args.iterative, "fraction": args.fraction},
                            model=loaded.source, artifact_dir=args.out)
@@ -198,7 +220,6 @@ def importance_command(args) -> int:
         write_parquet_atomic(args.out / "importance.parquet", table)
         summary = {"heads": len(table)}
         if args.iterative:
-            perf, bias = _metrics(args, loaded)
             with TqdmProgress("iterative pruning") as bar:
                 curve = iterative_pruning(loaded, texts, perf, bias, fraction=args.fraction, steps=args.iterative,
                                           batch_size=args.batch_size, seed=args.seed, scores=args.scores,
@@ -222,6 +243,12 @@ def tradeoff_command(args) -> int:
     table, _ = _load_run(args.run)
     if table["bias"].isna().all():
         raise BiasLabError("the trade-off needs bias scores: score the heads with --bias")
+    if table["perf"].isna().all():
+        raise BiasLabError(f"the trade-off prunes by FASP, which needs a performance score per head, but "
+                           f"{str(args.run)!r} was scored with --perf none: {PERF_NEEDED}")
+    if args.perf == "none":
+        raise BiasLabError("the trade-off measures each pruned model's performance: give --perf mlm-loss, perplexity "
+                           "or stereoset-lms, not none")
     if args.model is None:
         args.model = _run_model(args.run)
     loaded = model_from_args(args)

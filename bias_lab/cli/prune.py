@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import BiasLabError
 from ..progress import TqdmProgress
-from .common import add_model_arguments, model_from_args, print_table
+from .common import add_model_arguments, model_from_args, print_table, require_kind
 
 
 def register(subparsers) -> None:
@@ -63,6 +63,8 @@ def prune_command(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise BiasLabError(f"--limit {args.limit} must be at least 1")
+    if args.lr <= 0:
+        raise BiasLabError(f"--lr {args.lr} must be positive")
     if args.objective == "kaneko":
         if not args.corpus:
             raise BiasLabError("--objective kaneko needs --corpus: a text file the sentences come from")
@@ -84,6 +86,8 @@ def prune_command(args) -> int:
     else:
         examples = load_examples(args.data)[: args.limit]
         loaded = model_from_args(args)
+        require_kind(loaded, ("classifier",), "--objective masked-debias",
+                     "give the fine-tuned classifier it debiases, or use --objective kaneko")
         objective = MaskedDebiasObjective(loaded, examples, loss=args.loss)
         description = {"data": args.data, "loss": args.loss, "limit": args.limit}
     if args.debias_only:
@@ -133,6 +137,9 @@ def mask_evaluate_command(args) -> int:
 
         args.model = MaskSet.load(args.masks[0]).metadata.get("model")
     loaded = model_from_args(args)
+    if args.stereoset or args.text:
+        require_kind(loaded, ("masked", "causal"), "mask evaluate --stereoset/--text",
+                     "an encoder can be evaluated with --seat only")
     seat = load_seat(args.seat, tests=args.tests or list(SEAT_TESTS)) if args.seat else None
     stereoset = load_stereoset(args.stereoset) if args.stereoset else None
     texts = load_text(args.text, limit=args.limit) if args.text else None

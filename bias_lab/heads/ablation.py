@@ -70,7 +70,7 @@ def _layer_values(loaded, metric: HeadMetric | None, layer: int, cache: PrefixCa
     return values
 
 
-def score_heads(loaded, perf: HeadMetric, bias: HeadMetric | None = None, *, layers: list[int] | None = None,
+def score_heads(loaded, perf: HeadMetric | None, bias: HeadMetric | None = None, *, layers: list[int] | None = None,
                 use_prefix_cache: bool = True, ablations_per_pass: int | None = None, run=None,
                 progress: Callable | None = None, cancel: CancelToken | None = None) -> HeadScores:
     """Ablate every head of ``layers`` (default all) one at a time.
@@ -80,7 +80,11 @@ def score_heads(loaded, perf: HeadMetric, bias: HeadMetric | None = None, *, lay
     them on a GPU and one on a CPU, where the larger batches were measured slower
     (bench/RESULTS.md).
     ``importance`` is the ablation importance: how much the performance metric worsens without the
-    head (``perf_delta``). With ``run`` (a store run), each layer is a resumable unit."""
+    head (``perf_delta``). Without a performance metric (``perf=None``: an encoder has no LM to
+    score) the perf columns are NaN and importance is how much bias falls without the head
+    (``-bias_delta``). With ``run`` (a store run), each layer is a resumable unit."""
+    if perf is None and bias is None:
+        raise BiasLabError("scoring heads needs a performance or a bias metric (or both)")
     if ablations_per_pass is None:
         ablations_per_pass = loaded.num_heads if loaded.device.type in ("cuda", "mps") else 1
     per_pass = ablations_per_pass
@@ -94,9 +98,9 @@ def score_heads(loaded, perf: HeadMetric, bias: HeadMetric | None = None, *, lay
     cache = PrefixCache(loaded) if use_prefix_cache else None
     with loaded.lock:
         with cache.record() if cache is not None else nullcontext():
-            base_perf = perf(loaded)
+            base_perf = perf(loaded) if perf is not None else float("nan")
             base_bias = bias(loaded) if bias is not None else float("nan")
-        baseline = {"perf": base_perf, "bias": base_bias, "perf_metric": perf.name,
+        baseline = {"perf": base_perf, "bias": base_bias, "perf_metric": perf.name if perf is not None else None,
                     "bias_metric": bias.name if bias is not None else None}
         total = len(layers) * loaded.num_heads
         done = 0
@@ -109,7 +113,7 @@ def score_heads(loaded, perf: HeadMetric, bias: HeadMetric | None = None, *, lay
             perf_values = _layer_values(loaded, perf, layer, cache, per_pass, cancel)
             bias_values = _layer_values(loaded, bias, layer, cache, per_pass, cancel)
             rows = [{"layer": layer, "head": head, "perf": p, "perf_delta": p - base_perf, "bias": b,
-                     "bias_delta": b - base_bias, "importance": p - base_perf}
+                     "bias_delta": b - base_bias, "importance": p - base_perf if perf is not None else base_bias - b}
                     for head, (p, b) in enumerate(zip(perf_values, bias_values))]
             done += loaded.num_heads
             report(progress, done, total, f"layer {layer}")

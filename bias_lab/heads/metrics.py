@@ -16,6 +16,40 @@ from ..evaluation.scoring import _batches, _log_softmax, _padded
 PERF_METRICS = ("mlm-loss", "perplexity", "stereoset-lms")
 BIAS_METRICS = ("stereoset", "crows", "seat", "ig2-gap", "winobias")
 
+# Which model kinds (see ``load_model``) can compute each metric: the LM metrics need an LM head,
+# ig2-gap a mask token; SEAT only embeds sentences, so it is the one metric an encoder supports.
+LM_KINDS = ("masked", "causal")
+ANY_KIND = ("masked", "causal", "encoder", "classifier")
+PERF_KINDS = {"mlm-loss": ("masked",), "perplexity": LM_KINDS, "stereoset-lms": LM_KINDS}
+BIAS_KINDS = {"stereoset": LM_KINDS, "crows": LM_KINDS, "seat": ANY_KIND, "ig2-gap": ("masked",), "winobias": LM_KINDS}
+KIND_NAMES = {"masked": "a masked LM", "causal": "a causal LM", "encoder": "an encoder without an LM head",
+              "classifier": "a sequence classifier"}
+
+
+def either(words) -> str:
+    """'a, b or c' for messages."""
+    words = list(words)
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def kinds_text(kinds) -> str:
+    """'a masked LM or a causal LM' — the kinds a use needs, for messages."""
+    return either(KIND_NAMES[kind] for kind in kinds)
+
+
+def check_metric_kind(loaded, name: str, *, bias: bool = False, label: str | None = None) -> None:
+    """Refuse a metric the loaded model cannot compute, before anything is scored, naming the
+    metrics that would work (``none`` for performance: score bias only). ``label`` is how the
+    caller names the choice, e.g. ``--perf`` in the CLI."""
+    table = BIAS_KINDS if bias else PERF_KINDS
+    kinds = table.get(name)
+    if kinds is None or loaded.kind in kinds:
+        return
+    usable = [metric for metric, allowed in table.items() if loaded.kind in allowed] + ([] if bias else ["none"])
+    label = label or ("bias metric" if bias else "performance metric")
+    raise BiasLabError(f"{label} {name} needs {kinds_text(kinds)}; {loaded.source!r} is loaded as "
+                       f"{KIND_NAMES.get(loaded.kind, repr(loaded.kind))}: use {label} {either(usable)}")
+
 
 @dataclass
 class HeadMetric:
@@ -101,6 +135,7 @@ def _reduced(benchmark: str, data, reduce: Callable[[dict], float], **options) -
 
 def bias_metric(loaded, name: str, data, **options) -> HeadMetric:
     """A bias benchmark reduced to one number that is 0 for an unbiased model."""
+    check_metric_kind(loaded, name, bias=True)
     if name == "stereoset":
         return _reduced("stereoset", data, lambda s: abs(s["intrasentence"]["overall"]["ss"] - 50), **options)
     if name == "crows":
@@ -121,6 +156,8 @@ def bias_metric(loaded, name: str, data, **options) -> HeadMetric:
 
 
 def perf_metric(loaded, name: str, data, **options) -> HeadMetric:
+    """A performance metric (lower is better); scoring without one is ``perf=None`` (bias only)."""
+    check_metric_kind(loaded, name)
     if name == "mlm-loss":
         return mlm_loss(loaded, data, **options)
     if name == "perplexity":
