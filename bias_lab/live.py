@@ -11,6 +11,7 @@ import torch
 from .errors import BiasLabError
 from .forward import softmax
 from .interventions import InterventionSpec, intervene
+from .models import kind_phrase
 from .prompts import MASK, Prompt, prepare_prompts
 
 
@@ -31,7 +32,7 @@ def predict_mask(loaded, prompt: str, d1: str, d2: str, spec: InterventionSpec |
     if top_k < 1:
         raise BiasLabError(f"top-k {top_k} must be at least 1")
     if loaded.mask_token is None:
-        raise BiasLabError(f"predictions at [MASK] need a masked language model; {loaded.source!r} is a {loaded.kind} model")
+        raise BiasLabError(f"predictions at [MASK] need a masked language model; {loaded.source!r} is {kind_phrase(loaded.kind)}")
     count = prompt.count(MASK) + (prompt.count(loaded.mask_token) if loaded.mask_token != MASK else 0)
     if count != 1:
         raise BiasLabError(f"the prompt needs exactly one {MASK} where the model fills in a word; it has "

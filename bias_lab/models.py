@@ -21,6 +21,13 @@ from .families import FamilyAdapter, adapter_for, family_for_model_type
 DEFAULT_MODEL = "bert-base-uncased"
 MODEL_ENV_VAR = "BIAS_LAB_MODEL"
 KINDS = ("auto", "masked", "causal", "encoder", "classifier")
+# How messages name a model kind, article included ("an encoder", never "a encoder").
+KIND_NAMES = {"masked": "a masked LM", "causal": "a causal LM", "encoder": "an encoder without an LM head",
+              "classifier": "a sequence classifier"}
+
+
+def kind_phrase(kind: str) -> str:
+    return KIND_NAMES.get(kind, f"a {kind} model")
 
 _MASKED_SUFFIXES = ("ForMaskedLM", "ForPreTraining")
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
@@ -259,7 +266,7 @@ def load_model(
     except OSError as error:
         raise ModelLoadError(f"cannot load weights of {source!r}: {error}") from error
     except ValueError as error:
-        raise ModelLoadError(f"cannot load {source!r} as a {resolved_kind} model: {error}") from error
+        raise ModelLoadError(f"cannot load {source!r} as {kind_phrase(resolved_kind)}: {error}") from error
     missing = [key for key in info.get("missing_keys", []) if not key.endswith("position_ids")]
     if missing and resolved_kind != "encoder":
         if kind == "auto":

@@ -112,6 +112,9 @@ def live_panel() -> None:
             st.subheader(title)
             downloads.table(prediction.top, f"predictions_{name}", f"lab_{name}", column_config={
                 "probability": st.column_config.NumberColumn("probability", format="%.3g")})
+    shown = ", ".join(f"L{e.layer}:{e.neuron} ×{e.scale:g}" for e in edits[:SLIDER_LIMIT])
+    st.caption(f"after = the model with {shown}{' …' if len(edits) > SLIDER_LIMIT else ''} at the mask"
+               + (f", {len(spec.heads)} heads ablated" if spec.heads else "") + (", the mask on" if spec.mask else ""))
     if st.button("Make these edits the active intervention", key="lab_apply"):
         apply_spec(InterventionSpec(tuple(edits), spec.heads, "mask", spec.mask),
                    f"{len(edits)} neuron edit{'s' if len(edits) != 1 else ''} are the active intervention "

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from bias_lab.errors import BiasLabError
-from bias_lab.run_labels import describe_run
+from bias_lab.run_labels import describe, describe_run
 from bias_lab.store import STATUSES, RunStore
 from ui.shell import sidebar
 from ui.state import forget, kept, remembered
@@ -28,7 +28,7 @@ if frame.empty:
     st.info("No runs yet. Long computations started from the CLI or the other pages appear here.")
 else:
     records = {record.id: record for record in store.list()}
-    frame.insert(2, "what", frame["id"].map(lambda run_id: describe_run(records[run_id]) if run_id in records else ""))
+    frame.insert(2, "what", frame["id"].map(lambda run_id: describe(records[run_id]) if run_id in records else ""))
     st.dataframe(frame, hide_index=True, width="stretch")
     st.download_button("Download as CSV", frame.to_csv(index=False), "runs.csv", "text/csv", on_click="ignore")
     if remembered("runs_show") not in frame["id"].tolist():

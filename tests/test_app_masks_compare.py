@@ -49,7 +49,7 @@ def test_compare_labels_runs_and_defaults_to_two_different_ones(ig2_runs, tiny_m
     models = {tiny_model_dir(f).name for f in ("bert", "distilbert")}
     assert {first.value.split(" · ")[0], second.value.split(" · ")[0]} == models
     for label in first.options:
-        assert "gender female/male" in label and "modifier N" in label and "target abs" in label
+        assert "gender N female–male" in label and "target abs" in label and "34 prompts" in label
         assert re.search(r"\b\d+ prompts\b", label)
     # the overlap shown is the overlap of the two runs' bias-neuron sets
     sets = [set(zip(t["layer"], t["neuron"])) for t in

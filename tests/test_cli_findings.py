@@ -212,7 +212,7 @@ def test_summary_lines_name_each_metric(capsys, tiny_model_dir, files, tmp_path)
     assert main(["evaluate", "stereoset", "--model", str(tiny_model_dir("bert")), "--data", str(files["stereoset"]),
                  "--out", str(tmp_path / "ss.json")]) == 0
     line = capsys.readouterr().out.splitlines()[0]
-    assert line.startswith("ss ") and "  lms " in line and "  icat " in line and "  bias |SS−50| " in line
+    assert line.startswith("ss ") and "  lms " in line and "  icat " in line and "  bias |SS − 50| " in line
     assert "performance" not in line
     assert main(["evaluate", "perplexity", "--model", str(tiny_model_dir("gpt2")), "--data", str(files["text"]),
                  "--out", str(tmp_path / "ppl.json")]) == 0

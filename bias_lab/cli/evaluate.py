@@ -133,26 +133,8 @@ def _nsp_model(loaded):
 
 # How the CLI names each headline number (record.headline's keys): a metric's own name, never the
 # generic "performance" (StereoSet's is 100 − LMS, perplexity's is the perplexity).
-_BIAS_NAMES = {"stereoset": "bias |SS−50|", "crows": "bias |metric−50|", "winobias": "bias |preference−50|"}
-_OWN_NUMBERS = {"stereoset": ("ss", "lms", "icat"), "crows": ("metric",), "winobias": ("preference",)}
-
-
-def headline_text(benchmark: str, values: dict) -> str:
-    """e.g. 'ss 52.1  lms 52.9  icat 49.8  bias |SS−50| 2.1' or 'perplexity 123.4' from
-    ``record.headline`` (or a stored run's summary, which holds the same keys)."""
-    if benchmark == "perplexity":
-        parts = [("perplexity", values.get("performance"))]
-    elif benchmark == "seat":
-        parts = [("mean |effect size|", values.get("mean_abs_effect_size"))]
-    else:
-        parts = [(name, values.get(name)) for name in _OWN_NUMBERS[benchmark]]
-        parts.append((_BIAS_NAMES[benchmark], values.get("bias")))
-    digits = 3 if benchmark == "seat" else 1
-    return "  ".join(f"{name} {value:.{digits}f}" for name, value in parts if isinstance(value, (int, float)))
-
-
 def _summary_lines(benchmark: str, summary: dict) -> str:
-    from ..evaluation.record import headline
+    from ..evaluation.record import headline, headline_text
 
     text = headline_text(benchmark, headline(benchmark, summary))
     if benchmark == "stereoset" and "intersentence" in summary:  # headline() is intrasentence only

@@ -130,9 +130,11 @@ def check_reach(loaded, benchmark: str, spec: InterventionSpec | None, *, retarg
     the model (:meth:`InterventionSpec.validate`)."""
     if spec is None or spec.is_empty:
         return spec, []
+    from ..models import kind_phrase
+
     notes = []
     if spec.neurons and spec.position == "mask" and not inputs_have_mask_token(loaded, benchmark):
-        where = "SEAT's sentences" if benchmark == "seat" else f"the {benchmark} inputs of a {loaded.kind} model"
+        where = "SEAT's sentences" if benchmark == "seat" else f"the {benchmark} inputs of {kind_phrase(loaded.kind)}"
         if not retarget:
             raise InterventionError(
                 f"the neuron edits act at the mask position and {where} contain no mask token, so they would change "

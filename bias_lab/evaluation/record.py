@@ -16,8 +16,8 @@ BIAS_OF = {
 
 
 # What the Trade-off axes show, in the metric's own words.
-BIAS_NAME = {"stereoset": "|SS − 50|", "crows": "|CrowS metric − 50|", "seat": "mean |SEAT effect size|",
-             "winobias": "|WinoBias preference − 50|"}
+BIAS_NAME = {"stereoset": "|SS − 50|", "crows": "|metric − 50|", "seat": "mean |effect size|",
+             "winobias": "|preference − 50|"}
 PERFORMANCE_NAME = {"stereoset": "100 − LMS", "perplexity": "perplexity"}
 
 
@@ -74,3 +74,20 @@ def record_evaluation(result: EvalResult, loaded, spec: InterventionSpec | None,
         run.write_parquet("items.parquet", result.items)
         run.complete({"method": method_of(spec), "items": items, **headline(result.benchmark, result.summary)})
     return run.id
+
+
+_OWN_NUMBERS = {"stereoset": ("ss", "lms", "icat"), "crows": ("metric",), "winobias": ("preference",)}
+
+
+def headline_text(benchmark: str, values: dict) -> str:
+    """e.g. 'ss 52.1  lms 52.9  icat 49.8  bias |SS − 50| 2.1' or 'perplexity 123.4' from
+    ``record.headline`` (or a stored run's summary, which holds the same keys)."""
+    if benchmark == "perplexity":
+        parts = [("perplexity", values.get("performance"))]
+    elif benchmark == "seat":
+        parts = [("mean |effect size|", values.get("mean_abs_effect_size"))]
+    else:
+        parts = [(name, values.get(name)) for name in _OWN_NUMBERS[benchmark]]
+        parts.append((f"bias {BIAS_NAME[benchmark]}", values.get("bias")))
+    digits = 3 if benchmark == "seat" else 1
+    return "  ".join(f"{name} {value:.{digits}f}" for name, value in parts if isinstance(value, (int, float)))

@@ -12,6 +12,7 @@ import torch
 from ..errors import BiasLabError
 from ..forward import head_at_positions
 from ..evaluation.scoring import _batches, _log_softmax, _padded
+from ..models import KIND_NAMES
 
 PERF_METRICS = ("mlm-loss", "perplexity", "stereoset-lms")
 BIAS_METRICS = ("stereoset", "crows", "seat", "ig2-gap", "winobias")
@@ -22,8 +23,6 @@ LM_KINDS = ("masked", "causal")
 ANY_KIND = ("masked", "causal", "encoder", "classifier")
 PERF_KINDS = {"mlm-loss": ("masked",), "perplexity": LM_KINDS, "stereoset-lms": LM_KINDS}
 BIAS_KINDS = {"stereoset": LM_KINDS, "crows": LM_KINDS, "seat": ANY_KIND, "ig2-gap": ("masked",), "winobias": LM_KINDS}
-KIND_NAMES = {"masked": "a masked LM", "causal": "a causal LM", "encoder": "an encoder without an LM head",
-              "classifier": "a sequence classifier"}
 
 
 def either(words) -> str:
