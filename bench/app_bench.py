@@ -3,9 +3,11 @@
 Two measurements:
 - AppTest: a slider move to the rerun script's end (no browser);
 - Chromium: `streamlit run app.py` on 127.0.0.1, the Neuron lab in headless Chromium, a slider
-  moved with the keyboard, timed until the redrawn numbers show the new scale. Only the live panel
-  (an ``st.fragment``) reruns. The baseline is a whole-page rerun on the same page and model
-  (changing top-k: sidebar, inputs, before and after predictions).
+  moved with the keyboard (one step, from an idle page), timed until the redrawn numbers show the
+  new scale. Only the live panel
+  (an ``st.fragment``) reruns. The baseline is a whole-page rerun on the same page and model — what
+  every slider move cost before the fragment: a neuron typed in the box reruns the sidebar, the
+  inputs and the live panel (one forward pass; the 'before' prediction is cached in both cases).
 
     python bench/app_bench.py [--moves 10] [--model-dir DIR] [--no-browser]
 """
@@ -80,24 +82,28 @@ def browser_moves(moves: int) -> tuple[list[float], list[float]]:
             caption = page.get_by_text("after = the model with", exact=False).first
             expect(caption).to_contain_text("L11:100 ×0,", timeout=300_000)
             thumb = page.get_by_role("slider").first
+
+            def shown(text: str) -> None:
+                # Checked on every animation frame: expect()'s back-off polling would add up to 0.5 s.
+                page.wait_for_function("text => document.body.innerText.includes(text)", arg=text, polling="raf",
+                                       timeout=60_000)
+
             slider_times = []
             for move in range(1, moves + 1):
+                page.wait_for_timeout(1000)  # a person looks at the result before the next move: start idle
                 thumb.focus()
                 start = time.perf_counter()
                 thumb.press("ArrowRight")
-                expect(caption).to_contain_text(f"L11:100 ×{0.1 * move:.1f}".rstrip("0").rstrip("."), timeout=60_000)
+                shown(f"L11:100 ×{0.1 * move:.1f}".rstrip("0").rstrip(".") + ",")
                 slider_times.append(time.perf_counter() - start)
             page_times = []
-            top_k = page.get_by_role("spinbutton", name="Top-k")
-            table = page.locator('[data-testid="stDataFrame"]').last
             for move in range(moves):
-                rows = 11 + move % 2
+                neuron = 101 + move
+                page.wait_for_timeout(1000)
                 start = time.perf_counter()
-                top_k.fill(str(rows))
-                top_k.press("Enter")
-                expect(table).to_contain_text(str(rows), timeout=60_000)
-                page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                                       timeout=60_000)
+                field.fill(NEURONS.replace("11:100", f"11:{neuron}"))
+                field.press("Enter")
+                shown(f"L11:{neuron} ×0,")
                 page_times.append(time.perf_counter() - start)
             browser.close()
         return slider_times, page_times
@@ -132,7 +138,7 @@ def main() -> None:
     slider, whole = browser_moves(args.moves)
     print(f"| Chromium: slider move → redrawn numbers (fragment rerun), median | {statistics.median(slider):.3f} |")
     print(f"| Chromium: slider move → redrawn numbers, max | {max(slider):.3f} |")
-    print(f"| Chromium baseline: whole-page rerun (top-k change) → redrawn, median | {statistics.median(whole):.3f} |")
+    print(f"| Chromium baseline: whole-page rerun → redrawn numbers, median | {statistics.median(whole):.3f} |")
     print(f"| ratio whole page / fragment | {statistics.median(whole) / statistics.median(slider):.2f}× |")
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from .errors import BiasLabError
-from .forward import softmax
+from .forward import head_at_positions, softmax
 from .interventions import InterventionSpec, intervene
 from .models import kind_phrase
 from .prompts import MASK, Prompt, prepare_prompts
@@ -48,8 +48,10 @@ def predict_mask(loaded, prompt: str, d1: str, d2: str, spec: InterventionSpec |
     prepared = preparation.prompts[0]
     batch = loaded.tokenizer([prepared.text], return_tensors="pt").to(loaded.device)
     position = int((batch["input_ids"][0] == loaded.mask_token_id).nonzero()[0])
-    with loaded.lock, intervene(loaded, spec), torch.no_grad():
-        probabilities = softmax(loaded.model(**batch).logits[0, position]).double().cpu()
+    mask_position = torch.tensor([position])
+    # The LM head only at the mask: a fifth of a BERT-base forward saved on every slider move.
+    with loaded.lock, intervene(loaded, spec), head_at_positions(loaded, lambda: mask_position), torch.inference_mode():
+        probabilities = softmax(loaded.model(**batch).logits[0, 0]).double().cpu()
     values, ids = probabilities.topk(top_k)
     tokens = loaded.tokenizer.convert_ids_to_tokens(ids.tolist())
     top = pd.DataFrame({"rank": range(1, top_k + 1), "token": [t.replace("Ġ", " ").strip() for t in tokens],

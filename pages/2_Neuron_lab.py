@@ -101,20 +101,20 @@ def live_panel() -> None:
     metric_with_change(columns[1], f"P({d2})", after.p_d2, before.p_d2)
     metric_with_change(columns[2], "gap |P(d1) − P(d2)|", after.gap, before.gap, lower_is_better=True)
     st.session_state["lab_after_gap"] = after.gap
-    figure = go.Figure(go.Bar(x=["before", "after"], y=[before.gap, after.gap], marker_color=["#888", "#d62728"]))
-    figure.update_layout(title="Demographic gap at the mask, before and after", height=320,
-                         yaxis={"title": "|P(d1) − P(d2)| (probability)", "exponentformat": "e"},
-                         xaxis_title="model")
-    downloads.figure(figure, "gap_before_after", "lab_gap")
+    shown = ", ".join(f"L{e.layer}:{e.neuron} ×{e.scale:g}" for e in edits[:SLIDER_LIMIT])
+    st.caption(f"after = the model with {shown}{' …' if len(edits) > SLIDER_LIMIT else ''} at the mask"
+               + (f", {len(spec.heads)} heads ablated" if spec.heads else "") + (", the mask on" if spec.mask else ""))
     tables = st.columns(2)
     for column, title, prediction, name in ((tables[0], "Before", before, "before"), (tables[1], "After", after, "after")):
         with column:
             st.subheader(title)
             downloads.table(prediction.top, f"predictions_{name}", f"lab_{name}", column_config={
                 "probability": st.column_config.NumberColumn("probability", format="%.3g")})
-    shown = ", ".join(f"L{e.layer}:{e.neuron} ×{e.scale:g}" for e in edits[:SLIDER_LIMIT])
-    st.caption(f"after = the model with {shown}{' …' if len(edits) > SLIDER_LIMIT else ''} at the mask"
-               + (f", {len(spec.heads)} heads ablated" if spec.heads else "") + (", the mask on" if spec.mask else ""))
+    figure = go.Figure(go.Bar(x=["before", "after"], y=[before.gap, after.gap], marker_color=["#888", "#d62728"]))
+    figure.update_layout(title="Demographic gap at the mask, before and after", height=320,
+                         yaxis={"title": "|P(d1) − P(d2)| (probability)", "exponentformat": "e"},
+                         xaxis_title="model")
+    downloads.figure(figure, "gap_before_after", "lab_gap")
     if st.button("Make these edits the active intervention", key="lab_apply"):
         apply_spec(InterventionSpec(tuple(edits), spec.heads, "mask", spec.mask),
                    f"{len(edits)} neuron edit{'s' if len(edits) != 1 else ''} are the active intervention "

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Every compute benchmark on one GPU machine, sized for a few minutes in all; logs to $OUT (or ./bench-logs).
+# Usage: bash bench/run_gpu.sh   (needs ../shared/data for the wikitext and StereoSet benchmarks)
+set -uo pipefail
+cd "$(dirname "$0")"
+out="${OUT:-../bench-logs}"
+mkdir -p "$out" /tmp/bench-model
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
+  | tee -a "$out/gpu.txt"
+run() { local name=$1; shift; echo "== $name $*"; timeout 150 python3 "$@" --model-dir /tmp/bench-model --device cuda \
+  2>&1 | grep -v "WARNING" | tee "$out/$name.log"; }
+run ig2 ig2_bench.py --prompts 34 --pattern-prompts 34 --steps 20
+run heads heads_bench.py --texts 64
+run eval eval_bench.py --examples 2106
+run prune prune_bench.py --steps 20 --batch 32 --tokens 128
