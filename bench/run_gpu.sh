@@ -9,7 +9,7 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
   | tee -a "$out/gpu.txt"
-run() { local name=$1; shift; echo "== $name $*"; timeout 150 python3 "$@" --model-dir /tmp/bench-model --device cuda \
+run() { local name=$1; shift; echo "== $name $*"; timeout 120 python3 "$@" --model-dir /tmp/bench-model --device cuda \
   2>&1 | grep -v "WARNING" | tee "$out/$name.log"; }
 run ig2 ig2_bench.py --prompts 34 --pattern-prompts 34 --steps 20
 run heads heads_bench.py --texts 64
