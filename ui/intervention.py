@@ -119,7 +119,7 @@ def sidebar_intervention(loaded) -> InterventionSpec:
         set_spec(InterventionSpec(spec.neurons, spec.heads, spec.position, None))
         st.rerun()
     sidebar.download_button("Download intervention (JSON)", spec.to_json(indent=2), "intervention.json",
-                            "application/json")
+                            "application/json", on_click="ignore")
     if sidebar.button("Clear intervention", key="chip_clear"):
         set_spec(InterventionSpec())
         st.rerun()
