@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: the BERT-base-shaped random model and the machine line."""
+"""Shared by the benchmarks: the BERT-base-shaped random model, the machine line, and the checks that
+the fast path computes what the baseline does (a benchmark that fails them exits non-zero)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,3 +62,50 @@ def timed(function):
     start = time.perf_counter()
     result = function()
     return time.perf_counter() - start, result
+
+
+def _as_array(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def check_close(name: str, column: str, fast, baseline, rtol: float, atol: float = 0.0, scale=None) -> float:
+    """Exit the benchmark (SystemExit, one line naming the variant, the column and the worst
+    difference) unless ``|fast − baseline| ≤ atol + rtol · scale`` for every element; ``scale`` is
+    ``|baseline|`` unless given (e.g. each layer's largest score, for values near zero), broadcast to
+    the values' shape. NaN must meet NaN and ±inf the same inf. Returns the worst difference relative
+    to the scale (0 where all are equal), for the benchmark's table."""
+    got, want = _as_array(fast), _as_array(baseline)
+    if got.shape != want.shape:
+        raise SystemExit(f"CHECK FAILED: {name}: {column}: shape {got.shape}, the baseline's {want.shape}")
+    size = np.abs(want) if scale is None else np.broadcast_to(np.abs(_as_array(scale)), want.shape)
+    with np.errstate(invalid="ignore"):
+        same = (got == want) | (np.isnan(got) & np.isnan(want))  # equal infinities and NaN pairs
+        difference = np.where(same, 0.0, np.abs(got - want))  # NaN where only one side is NaN
+        allowed = atol + rtol * size
+        bad = ~same & ~(difference <= allowed)
+    if bad.any():
+        with np.errstate(all="ignore"):
+            excess = np.where(bad, np.nan_to_num(difference / np.where(allowed > 0, allowed, 1e-300), nan=np.inf), -1.0)
+        at = np.unravel_index(int(np.argmax(excess)), want.shape)
+        at = tuple(int(i) for i in at)
+        where = f" at {at if len(at) > 1 else at[0]}" if want.ndim else ""
+        raise SystemExit(
+            f"CHECK FAILED: {name}: {column}: worst difference from the baseline {difference[at]:.3g}{where} "
+            f"(fast {got[at]:.9g}, baseline {want[at]:.9g}; allowed {allowed[at]:.3g} = {atol:g} + {rtol:g}·scale; "
+            f"{int(bad.sum())} of {bad.size} values outside)")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = np.where(difference > 0, difference / np.where(size > 0, size, np.inf), 0.0)
+    return float(relative.max()) if relative.size else 0.0
+
+
+def check_equal(name: str, column: str, fast, baseline) -> None:
+    """Exit the benchmark unless two sequences (ids, counts, keys) are identical, element by element."""
+    fast, baseline = list(fast), list(baseline)
+    if len(fast) != len(baseline):
+        raise SystemExit(f"CHECK FAILED: {name}: {column}: {len(fast)} values, the baseline's {len(baseline)}")
+    for index, (got, want) in enumerate(zip(fast, baseline)):
+        if got != want:
+            raise SystemExit(f"CHECK FAILED: {name}: {column}: first difference from the baseline at {index} "
+                             f"(fast {got!r}, baseline {want!r})")

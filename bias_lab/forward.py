@@ -90,8 +90,10 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
 
 
 def tokenize(loaded, texts: list[str]) -> dict[str, torch.Tensor]:
-    """Pad to the longest text of this batch only; move to the model's device."""
-    batch = loaded.tokenizer(texts, return_tensors="pt", padding=True)
+    """Pad on the right to the longest text of this batch only; move to the model's device. Right
+    padding whatever the checkpoint's tokenizer says: positions then count from each text's start,
+    which scoring and pooling rely on (a left-padded causal LM would shift every position)."""
+    batch = loaded.tokenizer(texts, return_tensors="pt", padding=True, padding_side="right")
     return {key: value.to(loaded.device) for key, value in batch.items() if key in ("input_ids", "attention_mask")}
 
 

@@ -213,9 +213,23 @@ def neurons_per_layer(table: pd.DataFrame, num_layers: int) -> pd.DataFrame:
     return pd.DataFrame({"layer": range(num_layers), "count": counts.to_numpy()})
 
 
-def compare_layer_distributions(tables: dict[str, pd.DataFrame], num_layers: int, *, edge: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+def shallow_deep_edge(num_layers: int, edge: int | None = None) -> int:
+    """Layers counted as shallowest and as deepest: a quarter of the model by default (3 of BERT-base's
+    12, as in the IG2 paper), so the two ends never overlap, not even on a tiny model."""
+    if num_layers < 2:
+        raise BiasLabError(f"telling shallow from deep layers needs at least 2 layers, the model has {num_layers}")
+    edge = edge if edge is not None else max(1, num_layers // 4)
+    if not 1 <= edge <= num_layers // 2:
+        raise BiasLabError(f"edge {edge} on a {num_layers}-layer model: shallowest and deepest layers must not overlap, "
+                           f"use 1–{num_layers // 2}")
+    return edge
+
+
+def compare_layer_distributions(tables: dict[str, pd.DataFrame], num_layers: int, *,
+                                edge: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-layer counts of several models or runs (the migration histogram) and, per model, the
-    share of its bias neurons in the shallowest and the deepest ``edge`` layers."""
+    share of its bias neurons in the shallowest and the deepest ``edge`` layers (default: a quarter)."""
+    edge = shallow_deep_edge(num_layers, edge)
     frames, summary = [], []
     for name, table in tables.items():
         per_layer = neurons_per_layer(table, num_layers).assign(model=name)

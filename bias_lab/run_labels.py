@@ -106,7 +106,10 @@ def describe(record, width: int = 90) -> str:
         except (KeyError, TypeError, ValueError):  # a kind without describer, or a run written by an older version
             text = ", ".join(f"{k} {_number(v)}" for k, v in record.summary.items() if isinstance(v, (int, float, str)))
     text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if len(text) <= width:
+        return text
+    # Cut at a word boundary, never inside a number.
+    return text[: text.rfind(" ", 0, width - 1)].rstrip(",:") + " …"
 
 
 def describe_run(record, width: int = 110) -> str:

@@ -95,7 +95,8 @@ order = np.argsort(flat.reshape(-1))[::-1][:20]
 top = pd.DataFrame({"layer": order // flat.shape[1], "neuron": order % flat.shape[1],
                     "mean_score": flat.reshape(-1)[order]})
 st.subheader("Top neurons by mean IG2 score")
-downloads.table(top, "top_neurons", "bn_top")
+SCIENTIFIC = st.column_config.NumberColumn(format="%.3e")
+downloads.table(top, "top_neurons", "bn_top", column_config={"mean_score": SCIENTIFIC})
 
 st.subheader("Bias neurons after selection")
 ratios = st.columns(2)
@@ -104,16 +105,31 @@ jut_ratio = kept(ratios[1].slider, "Per JUT: share of bags", 0.05, 1.0, 0.1, 0.0
 table = select_bias_neurons(result.scores, result.prompts, SelectionSettings(prompt_ratio=prompt_ratio,
                                                                              jut_ratio=jut_ratio))
 st.session_state["bn_selected"] = len(table)
-downloads.table(table, "bias_neurons", "bn_selected")
+downloads.table(table, "bias_neurons", "bn_selected",
+                column_config={c: SCIENTIFIC for c in table.columns if table[c].dtype.kind == "f"})
 downloads.figure(plots.neurons_per_layer_bars(neurons_per_layer(table, result.num_layers)), "bias_neurons_per_layer",
                  "bn_per_layer")
 
 deltas = result.prompts.filter(like="delta_l").abs().mean()
 st.subheader("Convergence deltas (mean |Σ scores − (gap − gap with the layer zeroed)| per layer)")
-downloads.table(pd.DataFrame({"layer": range(len(deltas)), "mean_abs_delta": deltas.to_numpy()}), "deltas", "bn_deltas")
+downloads.table(pd.DataFrame({"layer": range(len(deltas)), "mean_abs_delta": deltas.to_numpy()}), "deltas", "bn_deltas",
+                column_config={"mean_abs_delta": SCIENTIFIC})
 
-if st.button("Send these bias neurons to the Neuron lab (suppressed ×0)", key="bn_send", disabled=table.empty):
-    apply_spec(neuron_spec(table, 0.0), f"Sent {len(table)} bias neurons: open the Neuron lab page — they are the "
+candidate = neuron_spec(table, 0.0)
+mismatch = None
+if loaded is None:
+    mismatch = "no model is loaded"
+elif not table.empty:
+    try:
+        candidate.validate(loaded)
+    except BiasLabError as error:
+        mismatch = str(error)
+if mismatch and not table.empty:
+    st.warning(f"These neurons cannot act on the loaded model: {mismatch}. Load the run's model "
+               f"({result.config['config'].get('model')}) in the sidebar to send them.")
+if st.button("Send these bias neurons to the Neuron lab (suppressed ×0)", key="bn_send",
+             disabled=table.empty or mismatch is not None):
+    apply_spec(candidate, f"Sent {len(table)} bias neurons: open the Neuron lab page — they are the "
                                         "active intervention (see the sidebar).")
 if table.empty:
     st.caption("No neuron passes the thresholds: lower the ratios to select some.")

@@ -46,7 +46,8 @@ grids = st.columns(2)
 clicked = None
 for column, metric, name, present in ((grids[0], "perf", perf_name, has_perf), (grids[1], "bias", bias_name, has_bias)):
     if not present:
-        column.info(f"This run has no {metric} scores (scored with --{metric} none).")
+        column.info(f"This run has no {metric} scores (scored "
+                    + ("with --perf none)." if metric == "perf" else "without --bias)."))
         continue
     with column:
         grid = plots.head_grid(table, f"{metric}_delta", f"Change in {name} when the head is removed", f"Δ {name}")
@@ -76,7 +77,9 @@ elif has_bias:
     st.write(f"pruned {counts.get('pruned', 0)}, protected {counts.get('protected', 0)}, kept {counts.get('kept', 0)}")
     downloads.figure(plots.pruned_head_grid(grid, f"FASP at α = {alpha}, γ = {gamma}"), "fasp_grid", "heads_fasp")
     downloads.table(grid, "fasp_grid", "heads_fasp_table")
-    if st.button("Make the pruned heads the active intervention", key="heads_apply"):
+    if not counts.get("pruned"):
+        st.caption("No head is pruned at this α: raise α to choose heads for the intervention.")
+    if st.button("Make the pruned heads the active intervention", key="heads_apply", disabled=not counts.get("pruned")):
         spec = current_spec()
         pruned = pruned_spec(grid)
         apply_spec(InterventionSpec(spec.neurons, pruned.heads, spec.position, spec.mask),
@@ -88,8 +91,10 @@ if loaded is not None and loaded.kind == "masked":
     for key, size in (("heads_layer", loaded.num_layers), ("heads_head", loaded.num_heads)):
         if not 0 <= int(st.session_state.get(key, 0)) < size:
             st.session_state[key] = size - 1  # a click on a grid of another model's shape
-    layer = picks[0].number_input("Layer", 0, loaded.num_layers - 1, loaded.num_layers - 1, key="heads_layer")
-    head = picks[1].number_input("Head", 0, loaded.num_heads - 1, 0, key="heads_head")
+    st.session_state.setdefault("heads_layer", loaded.num_layers - 1)  # the state is the widget's only default
+    st.session_state.setdefault("heads_head", 0)
+    layer = picks[0].number_input("Layer", 0, loaded.num_layers - 1, key="heads_layer")
+    head = picks[1].number_input("Head", 0, loaded.num_heads - 1, key="heads_head")
     prompt = kept(picks[2].text_input, "Prompt", "The gender of this lazy person is [MASK].", key="heads_prompt")
     d1 = kept(picks[3].text_input, "d1", "female", key="heads_d1").strip()
     d2 = kept(picks[4].text_input, "d2", "male", key="heads_d2").strip()

@@ -1,5 +1,7 @@
 """Evaluate: a benchmark on the model as loaded and under the active intervention, side by side."""
 
+import hashlib
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -9,12 +11,21 @@ from bias_lab.data.seat import GENDER_TESTS, seat_test_names
 from bias_lab.errors import BiasLabError
 from bias_lab.evaluation import BENCHMARKS, check_reach, evaluate, load_benchmark_data
 from bias_lab.evaluation.record import headline, record_evaluation
+from bias_lab.heads.metrics import BIAS_KINDS, LM_KINDS, kinds_text
+from bias_lab.models import kind_phrase
 from ui import downloads
-from ui.intervention import current_spec
+from ui.intervention import current_spec, describe
 from ui.jobs import run_job
 from ui.session import current_model_settings
 from ui.shell import sidebar
-from ui.state import kept
+from ui.state import forget, kept, remembered
+
+BENCHMARK_KINDS = {**BIAS_KINDS, "perplexity": LM_KINDS}
+DATA_HINTS = {"stereoset": "default McGill-NLP/stereoset, or /data/stereoset/dev.json",
+              "crows": "default nyu-mll/crows_pairs, or /data/crows_pairs_anonymized.csv",
+              "seat": "a folder of SEAT .jsonl tests, e.g. /data/seat",
+              "winobias": "the WinoBias folder, e.g. /data/winobias",
+              "perplexity": "default wikitext, or a text file"}
 
 st.set_page_config(page_title="Evaluate · bias lab", layout="wide")
 st.title("Evaluate")
@@ -23,10 +34,17 @@ st.caption("StereoSet, CrowS-Pairs, SEAT, WinoBias or perplexity — before (the
 
 loaded = sidebar(need_model=True)
 spec = current_spec()
+usable = [b for b in BENCHMARKS if loaded.kind in BENCHMARK_KINDS[b]]
+if len(usable) < len(BENCHMARKS):
+    st.caption(f"{loaded.source!r} is {kind_phrase(loaded.kind)}: it can run {', '.join(usable)} "
+               f"(the others need {kinds_text(LM_KINDS)})")
+if remembered("eval_benchmark") not in usable:
+    forget("eval_benchmark")
 columns = st.columns(4)
-benchmark = kept(columns[0].selectbox, "Benchmark", BENCHMARKS, key="eval_benchmark")
-data_path = kept(columns[1].text_input, "Data (file, folder or HF dataset id)", key="eval_data",
-                 placeholder="e.g. /data/stereoset/dev.json").strip()
+benchmark = kept(columns[0].selectbox, "Benchmark", usable, key="eval_benchmark")
+# Each benchmark keeps its own data path: a StereoSet file is no SEAT folder.
+data_path = kept(columns[1].text_input, "Data (file, folder or HF dataset id)", key=f"eval_data_{benchmark}",
+                 placeholder=DATA_HINTS[benchmark]).strip()
 limit = kept(columns[2].number_input, "At most N items (0 = all)", min_value=0, value=200, key="eval_limit",
              disabled=benchmark == "seat", help="SEAT scores each test whole: choose tests below instead")
 batch_size = kept(columns[3].number_input, "Batch size (0 = automatic)", min_value=0, value=0, key="eval_batch")
@@ -43,7 +61,9 @@ if benchmark == "seat":
         st.info("SEAT needs its folder of sent-bias .jsonl tests: give it in the Data box.")
         st.stop()
     default = [name for name in GENDER_TESTS if name in available] or available[:1]
-    tests = kept(st.multiselect, "SEAT tests", available, default=default, key="eval_seat_tests",
+    # The choice belongs to a folder: another folder starts again from the six gender tests.
+    folder_key = hashlib.sha1(data_path.encode()).hexdigest()[:10]
+    tests = kept(st.multiselect, "SEAT tests", available, default=default, key=f"eval_seat_tests_{folder_key}",
                  help="default: the six gender tests (weat6–8, word and sentence forms)")
     if not tests:
         st.info("Choose at least one SEAT test.")
@@ -53,10 +73,10 @@ retarget = False
 try:
     check_reach(loaded, benchmark, spec)
 except BiasLabError as error:
-    st.warning(str(error))
     retarget = kept(st.checkbox, "Re-target the neuron edits to every token for this evaluation", value=False,
                     key="eval_retarget")
     if not retarget:
+        st.warning(str(error))
         st.stop()
 
 inputs = (current_model_settings(), spec.to_json(), benchmark, data_path, limit, int(batch_size),
@@ -97,8 +117,9 @@ before, after = results["before"], results["after"]
 for note in (after.config.get("notes", []) if after is not None else []):
     st.warning(f"note: {note}")
 items = before.config.get("items")
-st.caption(f"{benchmark} on {data_path or 'the default data'}: {items} item{'s' if items != 1 else ''}"
-           + (f" (first {limit})" if limit else "") + f" · intervention: {spec.to_json() if after else 'none'}")
+unit = "test" if benchmark == "seat" else "item"
+st.caption(f"{benchmark} on {data_path or 'the default data'}: {items} {unit}{'s' if items != 1 else ''}"
+           + (f" (first {limit})" if limit else "") + f" · after = {describe(spec) if after else 'no intervention'}")
 rows = [{"model": "before", **headline(benchmark, before.summary)}]
 if after is not None:
     rows.append({"model": "after", **headline(benchmark, after.summary)})

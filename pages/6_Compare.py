@@ -10,7 +10,7 @@ import streamlit as st
 from bias_lab import plots
 from bias_lab.errors import BiasLabError
 from bias_lab.ig2_run import load_ig2_run
-from bias_lab.neurons import compare_layer_distributions, select_bias_neurons
+from bias_lab.neurons import compare_layer_distributions, select_bias_neurons, shallow_deep_edge
 from bias_lab.run_labels import describe_run
 from bias_lab.store import RunStore
 from ui import downloads
@@ -67,17 +67,23 @@ else:
     else:
         try:
             runs = [load_ig2_run(first.artifact_dir), load_ig2_run(second.artifact_dir)]
-            names = [f"first: {model_name(first.model)}", f"second: {model_name(second.model)}"]
+            names = [f"first: {model_name(first.model)} ({first.id[-6:]})",
+                     f"second: {model_name(second.model)} ({second.id[-6:]})"]
             tables = {name: select_bias_neurons(result.scores, result.prompts) for name, result in zip(names, runs)}
         except BiasLabError as error:
             st.error(str(error))
         else:
             layers = max(result.num_layers for result in runs)
-            per_layer, summary = compare_layer_distributions(tables, layers)
+            edge = shallow_deep_edge(layers)
+            per_layer, summary = compare_layer_distributions(tables, layers, edge=edge)
             downloads.figure(plots.migration_histogram(per_layer, x_label="bias neurons (count; right: first run, "
                                                                            "left: second run)"),
                              "neuron_migration", "cmp_migration")
-            downloads.table(summary, "migration_summary", "cmp_summary")
+            st.caption(f"shallow = the first {edge} layer{'s' if edge > 1 else ''}, deep = the last {edge} "
+                       f"(a quarter of {layers})")
+            downloads.table(summary, "migration_summary", "cmp_summary", column_config={
+                "shallow_share": st.column_config.NumberColumn("shallow share", format="percent"),
+                "deep_share": st.column_config.NumberColumn("deep share", format="percent")})
             sets = [set(zip(t["layer"], t["neuron"])) for t in tables.values()]
             union = sets[0] | sets[1]
             overlap = len(sets[0] & sets[1])
@@ -99,7 +105,9 @@ else:
     pick = st.columns(3)
     first, second = pick_two(head_runs, heads_label, ("cmp_heads_first", "cmp_heads_second"),
                              ("First heads run", "Second heads run"), pick[:2])
-    column = pick[2].selectbox("Score", ("bias_delta", "perf_delta"), key="cmp_heads_column")
+    with_bias = all(r.config.get("bias") for r in (first, second))
+    column = pick[2].selectbox("Score", ("bias_delta", "perf_delta") if with_bias else ("perf_delta", "bias_delta"),
+                               key="cmp_heads_column")
     st.session_state["cmp_head_correlation"] = None
     if first.id == second.id:
         st.info("the same run on both sides: choose two different runs")

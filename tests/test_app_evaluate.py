@@ -44,7 +44,7 @@ def test_before_and_after_equal_the_library_and_are_stored(page, stereoset_path,
     from bias_lab.evaluation import evaluate
     from bias_lab.store import RunStore
 
-    app = page(SPEC, eval_data=str(stereoset_path))
+    app = page(SPEC, eval_data_stereoset=str(stereoset_path))
     app.button(key="eval_run").click().run()
     assert not app.exception and not app.error
     summary = app.session_state["eval_summary"]
@@ -65,7 +65,7 @@ def test_before_and_after_equal_the_library_and_are_stored(page, stereoset_path,
 
 
 def test_results_stay_after_downloads_and_png(page, stereoset_path):
-    app = page(SPEC, eval_data=str(stereoset_path))
+    app = page(SPEC, eval_data_stereoset=str(stereoset_path))
     app.button(key="eval_run").click().run()
     shown = app.dataframe[0].value.copy()
     app.run()  # what any click (a download, a checkbox elsewhere) causes
@@ -77,7 +77,7 @@ def test_results_stay_after_downloads_and_png(page, stereoset_path):
 
 
 def test_changing_an_input_clears_stale_results(page, stereoset_path):
-    app = page(SPEC, eval_data=str(stereoset_path))
+    app = page(SPEC, eval_data_stereoset=str(stereoset_path))
     app.button(key="eval_run").click().run()
     assert len(app.dataframe) >= 1
     app.number_input(key="eval_limit").set_value(1).run()
@@ -89,7 +89,7 @@ def test_changing_an_input_clears_stale_results(page, stereoset_path):
 def test_limit_is_honoured_and_recorded(page, stereoset_path):
     from bias_lab.store import RunStore
 
-    app = page(None, eval_data=str(stereoset_path), eval_limit=1)
+    app = page(None, eval_data_stereoset=str(stereoset_path), eval_limit=1)
     app.button(key="eval_run").click().run()
     assert not app.exception and not app.error
     run = RunStore().list(kind="evaluate")[0]
@@ -103,12 +103,12 @@ def test_neurons_at_the_mask_on_seat_say_they_cannot_act(page, tmp_path, tiny_lo
 
     (tmp_path / "seat").mkdir()
     (tmp_path / "seat" / "sent-weat6.jsonl").write_text(json.dumps(SEAT_TEST))
-    app = page(SPEC, eval_benchmark="seat", eval_data=str(tmp_path / "seat"))
+    app = page(SPEC, eval_benchmark="seat", eval_data_seat=str(tmp_path / "seat"))
     assert not app.exception
     assert "contain no mask token" in app.warning[0].value
     assert all(b.key != "eval_run" for b in app.button)  # nothing to run until the user chooses
     app.checkbox(key="eval_retarget").check().run()
-    assert app.multiselect(key="eval_seat_tests").value == ["sent-weat6"]
+    assert app.multiselect[0].value == ["sent-weat6"]
     app.button(key="eval_run").click().run()
     assert not app.exception and not app.error
     assert any("re-targeted" in w.value for w in app.warning)
@@ -128,6 +128,30 @@ def test_out_of_memory_is_reported_with_the_batch_size(page, monkeypatch, stereo
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(evaluation, "evaluate", out_of_memory)
-    app = page(None, eval_data=str(stereoset_path), eval_batch=64)
+    app = page(None, eval_data_stereoset=str(stereoset_path), eval_batch=64)
     app.button(key="eval_run").click().run()
     assert not app.exception and "out of memory with batch size 64" in app.error[0].value
+
+
+def test_an_encoder_is_offered_only_what_it_can_run(page, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert", "encoder")))
+    app = page(None)
+    assert not app.exception and not app.error
+    assert app.selectbox(key="eval_benchmark").options == ["seat"]
+    assert "it can run seat" in " ".join(c.value for c in app.caption)
+
+
+def test_each_benchmark_keeps_its_own_data_and_seat_tests_follow_the_folder(page, tmp_path, stereoset_path):
+    for folder, names in (("seat-a", ["sent-weat6", "sent-weat7", "other"]), ("seat-b", ["sent-weat8", "x"])):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            (tmp_path / folder / f"{name}.jsonl").write_text(json.dumps(SEAT_TEST))
+    app = page(None, eval_data_stereoset=str(stereoset_path))
+    app.selectbox(key="eval_benchmark").select("seat").run()
+    assert app.text_input(key="eval_data_seat").value == ""  # not the StereoSet file
+    app.text_input(key="eval_data_seat").input(str(tmp_path / "seat-a")).run()
+    assert app.multiselect[0].value == ["sent-weat6", "sent-weat7"]
+    app.text_input(key="eval_data_seat").input(str(tmp_path / "seat-b")).run()
+    assert app.multiselect[0].value == ["sent-weat8"]
+    app.selectbox(key="eval_benchmark").select("stereoset").run()
+    assert app.text_input(key="eval_data_stereoset").value == str(stereoset_path)

@@ -19,10 +19,16 @@ def lab(monkeypatch, tiny_model_dir):
 def test_neuron_lab_slider_changes_the_after_gap(lab):
     lab.run()
     assert not lab.exception and not lab.error
-    first = lab.session_state["lab_after_gap"]
     lab.slider(key="lab_scale_1_3").set_value(3.0).run()
     assert not lab.exception
-    assert lab.session_state["lab_after_gap"] != first
+    from bias_lab.interventions import InterventionSpec, NeuronEdit
+    from bias_lab.live import predict_mask
+    from bias_lab.models import load_model
+
+    loaded = load_model(lab.session_state["app_model"], device="cpu")
+    spec = InterventionSpec((NeuronEdit(1, 3, 3.0), NeuronEdit(1, 5, 0.0)), position="mask")
+    expected = predict_mask(loaded, "The gender of this lazy person is [MASK].", "female", "male", spec).gap
+    assert lab.session_state["lab_after_gap"] == pytest.approx(expected, rel=1e-9)
     assert len(lab.metric) == 3
 
 
@@ -99,7 +105,13 @@ def test_bias_neurons_page_runs_ig2_with_progress(monkeypatch, tiny_model_dir):
     assert not app.exception
     app.button(key="bn_run_button").click().run()
     assert not app.exception and not app.error
-    assert app.session_state["bn_selected"] >= 0 and len(app.dataframe) >= 3
+    from bias_lab.ig2_run import load_ig2_run
+    from bias_lab.neurons import select_bias_neurons
+    from bias_lab.store import RunStore
+
+    result = load_ig2_run(RunStore().list(kind="ig2")[0].artifact_dir)
+    assert len(result.prompts) == 17  # one bag of the chosen JUT
+    assert app.session_state["bn_selected"] == len(select_bias_neurons(result.scores, result.prompts))
 
 
 def test_heads_page_alpha_slider_changes_the_pruned_count(monkeypatch, tiny_model_dir, tmp_path):
@@ -117,9 +129,16 @@ def test_heads_page_alpha_slider_changes_the_pruned_count(monkeypatch, tiny_mode
     first = app.session_state["heads_pruned"]
     app.slider(key="heads_alpha").set_value(0.25).run()
     assert app.session_state["heads_pruned"] == 2 and first == 0
-    gap = app.session_state["heads_live_gap"]
     app.number_input(key="heads_head").set_value(3).run()
-    assert not app.exception and app.session_state["heads_live_gap"] != gap
+    from bias_lab.interventions import HeadAblation, InterventionSpec
+    from bias_lab.live import predict_mask
+    from bias_lab.models import load_model
+
+    loaded = load_model(tiny_model_dir("bert"), device="cpu")
+    prompt = "The gender of this lazy person is [MASK]."
+    ablated = predict_mask(loaded, prompt, "female", "male", InterventionSpec(heads=(HeadAblation(1, 3),))).gap
+    assert not app.exception and app.session_state["heads_live_gap"] == pytest.approx(ablated, rel=1e-9)
+    assert ablated != pytest.approx(predict_mask(loaded, prompt, "female", "male").gap, rel=1e-6)
     app.button(key="heads_apply").click().run()
     assert "2 heads ablated" in app.success[0].value
 
@@ -159,7 +178,16 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
         run_ig2(loaded, ig2_prompts("gender", "N", "female", "male", limit_modifiers=2), tmp_path / family,
                 IG2Settings(steps=3))
     app = AppTest.from_file(str(ROOT / "pages" / "6_Compare.py"), default_timeout=120).run()
-    assert not app.exception and not app.error and app.session_state["cmp_overlap"] >= 0
+    assert not app.exception and not app.error
+    from bias_lab.ig2_run import load_ig2_run
+    from bias_lab.neurons import select_bias_neurons
+
+    sets = []
+    for family in ("bert", "distilbert"):
+        result = load_ig2_run(tmp_path / family)
+        table = select_bias_neurons(result.scores, result.prompts)
+        sets.append(set(zip(table["layer"], table["neuron"])))
+    assert app.session_state["cmp_overlap"] == len(sets[0] & sets[1])
 
     from bias_lab.data import load_stereoset
 
@@ -174,13 +202,14 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
     assert app.session_state["trade_points"] == 2
 
 
-@pytest.mark.parametrize("page", ["1_Bias_neurons.py", "3_Heads.py", "4_Pruning_masks.py", "6_Compare.py",
-                                  "7_Trade_off.py", "8_Runs.py"])
-def test_pages_with_an_empty_run_store_explain_what_to_do(monkeypatch, tiny_model_dir, page):
+@pytest.mark.parametrize("page, advice", [("1_Bias_neurons.py", "bias-lab ig2"), ("3_Heads.py", "bias-lab heads"),
+                                          ("4_Pruning_masks.py", "bias-lab prune"), ("6_Compare.py", "two finished"),
+                                          ("7_Trade_off.py", "Evaluate page"), ("8_Runs.py", "No runs yet")])
+def test_pages_with_an_empty_run_store_explain_what_to_do(monkeypatch, tiny_model_dir, page, advice):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
     app = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=120).run()
     assert not app.exception and not app.error
-    assert len(app.info) >= 1
+    assert any(advice in info.value for info in app.info), [info.value for info in app.info]
 
 
 def test_background_job_reports_progress_and_stops_on_cancel():

@@ -280,10 +280,11 @@ def test_real_minilm_seat_gender_tests():
     names = ["sent-weat6", "sent-weat6b", "sent-weat7", "sent-weat7b", "sent-weat8", "sent-weat8b"]
     result = evaluate(loaded, "seat", load_seat(shared_path("data", "seat"), tests=names), samples=10_000)
     assert list(result.summary["tests"]) == names
-    for entry in result.summary["tests"].values():
-        assert -2 <= entry["effect_size"] <= 2 and 0 < entry["p_value"] <= 1
-    # A trained sentence encoder associates male/female names with career/family words.
-    assert result.summary["tests"]["sent-weat6"]["effect_size"] > 0.2
+    # The effect sizes of bench/RESULTS.md (mean pooling over the last layer).
+    expected = {"sent-weat6": 1.294, "sent-weat6b": 0.277, "sent-weat7": 0.728, "sent-weat7b": 1.440,
+                "sent-weat8": 0.721, "sent-weat8b": 1.286}
+    for name, entry in result.summary["tests"].items():
+        assert entry["effect_size"] == pytest.approx(expected[name], abs=0.01) and 0 < entry["p_value"] <= 1
 
 
 def test_unreachable_hub_fails_fast_with_the_local_file_to_give(monkeypatch, tmp_path):

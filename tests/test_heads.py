@@ -113,7 +113,7 @@ def test_baselines():
     assert baseline(table, "performance", 0.5).query("status == 'pruned'")["perf"].tolist() == [1.0, 2.0]
     assert baseline(table, "bias", 0.25).query("status == 'pruned'")["bias"].tolist() == [0.1]
     first = baseline(table, "random", 0.5, seed=3).query("status == 'pruned'").index.tolist()
-    assert first == baseline(table, "random", 0.5, seed=3).query("status == 'pruned'").index.tolist()
+    assert sorted(first) == sorted(table.sample(n=2, random_state=3).index.tolist())  # ⌊0.5·4⌋ rows, seed 3
     magnitude = baseline(table, "magnitude", 0.25, magnitudes=pd.Series([4.0, 3.0, 0.5, 9.0]))
     assert magnitude.query("status == 'pruned'")[["layer", "head"]].values.tolist() == [[1, 0]]
     with pytest.raises(Exception, match="alpha 1.5 must be between 0 and 1"):
@@ -129,29 +129,10 @@ def test_head_magnitudes_by_hand(tiny_loaded):
     assert magnitudes[loaded.num_heads + 2] == pytest.approx(float(weight[16:24].norm()))
 
 
-def test_michel_importance_is_the_accumulated_absolute_gate_gradient(tiny_model_dir):
+def test_michel_importance_normalised_and_pruned_heads(tiny_model_dir):
+    # The values themselves are checked against finite differences of head weight columns in
+    # tests/test_oracles_methods.py; here: the normalised range and pruned heads left out.
     loaded = load_model(tiny_model_dir("bert"), device="cpu")
-    loaded.model.double()
-    raw = gradient_importance(loaded, TEXTS[:2], batch_size=1, normalize=False)
-    # Oracle: per sentence, the central difference of the loss in one gate, |·| summed over sentences.
-    from bias_lab.heads.importance import _gate_hooks, _losses
-
-    def batch_losses(gates):
-        handles = _gate_hooks(loaded, gates)
-        try:
-            with torch.no_grad():
-                return [float(loss) for loss in _losses(loaded, TEXTS[:2], 1, 0)]
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    for layer, head in [(0, 0), (1, 2)]:
-        plus, minus = torch.ones(2, 4, dtype=torch.float64), torch.ones(2, 4, dtype=torch.float64)
-        plus[layer, head] += 1e-5
-        minus[layer, head] -= 1e-5
-        expected = sum(abs(p - m) / 2e-5 for p, m in zip(batch_losses(plus), batch_losses(minus)))
-        got = raw[(raw["layer"] == layer) & (raw["head"] == head)]["importance"].item()
-        assert got == pytest.approx(expected, rel=1e-4)
     normalized = gradient_importance(loaded, TEXTS[:2], batch_size=1)
     assert normalized["importance"].min() == pytest.approx(0) and normalized["importance"].max() == pytest.approx(1)
     pruned = gradient_importance(loaded, TEXTS[:2], pruned=[(0, 1)])

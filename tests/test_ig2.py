@@ -129,10 +129,34 @@ def test_planted_neuron_is_ranked_first_and_suppressing_it_removes_the_gap(tiny_
         assert divmod(top, loaded.ffn_width) == (layer, neuron)
     before = gaps(loaded, prepared)
     assert before.min() > 0.5
-    after = gaps(loaded, prepared, neuron_spec(pd.DataFrame({"layer": [layer], "neuron": [neuron]})))
+    edit = pd.DataFrame({"layer": [layer], "neuron": [neuron]})
+    after = gaps(loaded, prepared, neuron_spec(edit))
     assert (1 - after.sum() / before.sum()) >= 0.9
-    amplified = gaps(loaded, prepared, neuron_spec(pd.DataFrame({"layer": [layer], "neuron": [neuron]}), 2.0))
-    assert amplified.sum() >= before.sum()
+    amplified = gaps(loaded, prepared, neuron_spec(edit, 2.0))
+    for got, scale in ((before, 1.0), (after, 0.0), (amplified, 2.0)):
+        expected = _hand_gaps(loaded, prepared, family, layer, neuron, scale)
+        torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-7)
+
+def _hand_gaps(loaded, prepared, family, layer, neuron, scale):
+    """|P(d1) − P(d2)| at the mask of a copy whose FFN output column ``neuron`` of ``layer`` is scaled.
+    The planted layer is the last, so scaling the column everywhere equals scaling it at the mask."""
+    import copy
+
+    assert layer == loaded.num_layers - 1
+    model = copy.deepcopy(loaded.model)
+    if family == "distilbert":
+        output = model.distilbert.transformer.layer[layer].ffn.lin2
+    else:
+        output = getattr(model, family).encoder.layer[layer].output.dense
+    result = []
+    with torch.no_grad():
+        output.weight[:, neuron] *= scale
+        for p in prepared:
+            batch = loaded.tokenizer(p.text, return_tensors="pt")
+            position = int((batch["input_ids"][0] == loaded.mask_token_id).nonzero()[0, 0])
+            probabilities = model(**batch).logits[0, position].double().softmax(-1)
+            result.append(abs(float(probabilities[p.d1_id] - probabilities[p.d2_id])))
+    return torch.tensor(result, dtype=torch.float64)
 
 
 def test_integration_points_match_captum():

@@ -36,3 +36,20 @@ def test_bad_live_input(tiny_loaded):
     assert [(e.layer, e.neuron) for e in parse_neurons("1:3, 0:7").neurons] == [(1, 3), (0, 7)]
     with pytest.raises(BiasLabError, match="'x' is not layer:neuron"):
         parse_neurons("x")
+
+
+def test_prediction_equals_the_raw_model(tiny_loaded):
+    import torch
+
+    loaded = tiny_loaded("bert")
+    text = "the [MASK] is here ."
+    batch = loaded.tokenizer([text], return_tensors="pt")
+    position = int((batch["input_ids"][0] == loaded.tokenizer.mask_token_id).nonzero()[0, 0])
+    with torch.no_grad():
+        probabilities = loaded.model(**batch).logits[0, position].double().softmax(-1)
+    he, she = loaded.tokenizer.convert_tokens_to_ids(["he", "she"])
+    prediction = predict_mask(loaded, text, "he", "she", top_k=5)
+    assert prediction.p_d1 == pytest.approx(float(probabilities[he]), rel=1e-5)
+    assert prediction.p_d2 == pytest.approx(float(probabilities[she]), rel=1e-5)
+    expected = loaded.tokenizer.convert_ids_to_tokens(probabilities.topk(5).indices.tolist())
+    assert prediction.top["token"].tolist() == expected

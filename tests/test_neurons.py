@@ -5,8 +5,9 @@ import torch
 from bias_lab.attribution import IG2Settings, attribute_ig2
 from bias_lab.errors import BiasLabError
 from bias_lab.models import load_model
-from bias_lab.neurons import (SelectionSettings, compare_layer_distributions, intersection_statistics, neuron_spec,
-                              neurons_per_dimension, neurons_per_layer, select_bias_neurons, union_ig, verify_neurons)
+from bias_lab.neurons import (SelectionSettings, compare_layer_distributions, gaps, intersection_statistics,
+                              neuron_spec, neurons_per_dimension, neurons_per_layer, select_bias_neurons, union_ig,
+                              verify_neurons)
 from bias_lab.prompts import ig2_prompts, prepare_prompts
 
 from .planting import plant_bias_neuron
@@ -112,7 +113,13 @@ def test_selection_and_verification_on_a_planted_neuron(planted):
     assert table.iloc[0][["layer", "neuron"]].tolist() == [layer, neuron]
     verification = verify_neurons(loaded, prepared, table, draws=3, seed=1).set_index(["mode", "method"])
     assert verification.loc[("suppress", "ig2"), "change_pct_mean"] < -90
-    assert verification.loc[("amplify", "ig2"), "change_pct_mean"] > 0
+    assert len({p.prompt.jut for p in prepared}) == 1
+    before = gaps(loaded, prepared).double().sum()
+    for mode, scale in (("suppress", 0.0), ("amplify", 2.0)):  # 100·(Σ after − Σ before) / Σ before, one JUT
+        after = gaps(loaded, prepared, neuron_spec(table, scale)).double().sum()
+        expected = float(100 * (after - before) / before)
+        assert verification.loc[(mode, "ig2"), "change_pct_mean"] == pytest.approx(expected, rel=1e-6)
+    assert verification.loc[("amplify", "ig2"), "prompts"] == len(prepared)
     assert abs(verification.loc[("suppress", "random"), "change_pct_mean"]) < 20
     assert verification.loc[("suppress", "random"), "draws"] == 3
     spec = neuron_spec(table, 2.0)

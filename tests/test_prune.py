@@ -141,7 +141,16 @@ def test_mask_evaluation_table(capsys, tiny_model_dir, tmp_path):
     table = pd.read_csv(out)
     assert table["mask"].tolist()[0] == "(none)" and len(table) == 2
     assert table.loc[0, "density"] == 100.0 and table.loc[1, "density"] < 100.0
-    assert table.loc[0, "perplexity"] != table.loc[1, "perplexity"]
+    from bias_lab.evaluation import evaluate
+
+    from .test_pruning import _weight_edited
+
+    lines = ["the doctor is here .", "she is kind ."]
+    unmasked = evaluate(loaded, "perplexity", lines).summary["perplexity"]
+    masked = evaluate(_weight_edited(loaded, result.masks), "perplexity", lines).summary["perplexity"]
+    assert table.loc[0, "perplexity"] == pytest.approx(unmasked, rel=1e-6)
+    assert table.loc[1, "perplexity"] == pytest.approx(masked, rel=1e-5)
+    assert masked != pytest.approx(unmasked, rel=1e-4)  # the mask matters
     assert {"seat:sent-toy", "seat_mean_abs", "pruned_heads"} <= set(table.columns)
 
 

@@ -32,6 +32,21 @@ def _random_masks(loaded, block, seed=0, keep=0.6):
     return scores.to_masks({"model": loaded.source})
 
 
+def _weight_edited(loaded, masks):
+    """A copy of ``loaded`` whose weights are multiplied by the mask (a bias entry zeroed with its row)."""
+    clone = copy.copy(loaded)
+    clone.model = copy.deepcopy(loaded.model)
+    clone.adapter = adapter_for(clone.model)
+    with torch.no_grad():
+        for site in pruned_sites(clone, "unstructured"):
+            if site.key in masks.masks:
+                matrix = expand(masks.masks[site.key].float(), site.shape, masks.block, site, loaded.head_size)
+                site.module.weight.mul_(matrix.T if type(site.module).__name__ == "Conv1D" else matrix)
+                if site.module.bias is not None:
+                    site.module.bias.mul_((matrix.amax(dim=1) > 0).float())
+    return clone
+
+
 @pytest.mark.parametrize("family", ALL_FAMILIES)
 @pytest.mark.parametrize("block", [4, "unstructured", "neuron"])
 def test_mask_round_trip_equals_weight_edit_and_unloads_bit_identically(tiny_loaded, tmp_path, family, block):
@@ -78,12 +93,16 @@ def test_head_block_pruning_zeroes_the_heads_output(tiny_loaded):
     assert surviving_heads(loaded, masks).query("not alive")[["layer", "head"]].values.tolist() == [[1, 2]]
     captured = {}
     handle = loaded.adapter.attn_out(1).register_forward_pre_hook(lambda m, a: captured.update(x=a[0].clone()))
+    _logits(loaded)
+    unmasked = captured["x"]
     with applied(loaded, masks):
         _logits(loaded)
     handle.remove()
     size = loaded.head_size
     assert torch.count_nonzero(captured["x"][..., 2 * size:3 * size]) == 0
-    assert torch.count_nonzero(captured["x"][..., :2 * size]) > 0
+    others = torch.cat([torch.arange(2 * size), torch.arange(3 * size, loaded.num_heads * size)])
+    assert torch.count_nonzero(unmasked[..., others]) > 0
+    torch.testing.assert_close(captured["x"][..., others], unmasked[..., others], rtol=0, atol=0)  # other heads intact
 
 
 def test_density_arithmetic_on_a_hand_made_mask(tiny_loaded):
@@ -153,5 +172,8 @@ def test_evaluation_under_a_mask(tiny_loaded, tmp_path):
     _random_masks(loaded, "unstructured").save(path)
     before = evaluate(loaded, "crows", PAIRS).items
     after = evaluate(loaded, "crows", PAIRS, intervention={"mask": str(path)}).items
-    assert not before["score_more"].equals(after["score_more"])
+    expected = evaluate(_weight_edited(loaded, MaskSet.load(path)), "crows", PAIRS).items
+    for column in ("score_more", "score_less"):
+        pd.testing.assert_series_equal(after[column], expected[column], rtol=1e-5)
+    assert not before["score_more"].equals(after["score_more"])  # the mask changes the scores
     pd.testing.assert_frame_equal(evaluate(loaded, "crows", PAIRS).items, before)

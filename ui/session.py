@@ -12,6 +12,7 @@ import streamlit as st
 from bias_lab.device import DEVICE_CHOICES, device_description
 from bias_lab.errors import BiasLabError
 from bias_lab.models import LoadedModel, default_model, load_model
+from ui.format import number
 
 DTYPE_CHOICES = ("float32", "bfloat16", "float16")
 # session-state key of the truth → (widget key, URL parameter, default, valid values or None)
@@ -105,7 +106,7 @@ def sidebar_model() -> LoadedModel | None:
     facts = device_description(loaded.device)
     sidebar.caption(
         f"{loaded.family} · {loaded.kind} · {loaded.num_layers} layers × {loaded.num_heads} heads · "
-        f"{loaded.memory_bytes / 2**20:.0f} MB on {facts['name']}"
+        f"{number(loaded.memory_bytes / 2**20)} MB on {facts['name']}"
         + (f" ({_format_bytes(facts['free_memory_bytes'])} free)" if facts["free_memory_bytes"] else "")
     )
     return loaded

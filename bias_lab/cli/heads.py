@@ -143,12 +143,14 @@ def score_command(args) -> int:
                                     "provenance": run.record.provenance})
         run.complete({"heads": len(scores.table), "baseline_perf": scores.baseline["perf"],
                       "baseline_bias": scores.baseline["bias"], "scoring_s": round(scores.seconds, 3)})
-    worst = scores.table.sort_values("bias_delta").head(3)
+    worst = scores.table[scores.table["bias_delta"] < 0].sort_values("bias_delta").head(3)
     baselines = [f"{metric.name} {scores.baseline[key]:.4f}" for metric, key in ((perf, "perf"), (bias, "bias")) if metric]
     print(f"scored {len(scores.table)} heads in {scores.seconds:.1f} s; baseline " + ", ".join(baselines))
-    if bias is not None:
+    if bias is not None and worst.empty:
+        print("no head's removal lowers bias")
+    elif bias is not None:
         print("heads whose removal lowers bias most: " + ", ".join(
-            f"L{r.layer}H{r.head} ({r.bias_delta:+.4f})" for r in worst.itertuples()))
+            f"L{r.layer}H{r.head} ({r.bias_delta:+.4g})" for r in worst.itertuples()))
     print(f"→ {args.out}/head_scores.parquet, run.json")
     return 0
 

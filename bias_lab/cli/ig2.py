@@ -239,15 +239,14 @@ def _layers(args, known: list[int | None]) -> int:
 
 
 def _edge(args, layers: int) -> int:
-    """Layers counted as shallowest and as deepest: a quarter of the model by default (3 of BERT-base's
-    12, as in the IG2 paper), so the two ends never overlap, not even on a tiny model."""
+    from ..neurons import shallow_deep_edge
+
     if layers < 2:
         raise BiasLabError(f"--layers {layers}: telling shallow from deep layers needs at least 2 layers")
-    edge = args.edge if args.edge is not None else max(1, layers // 4)
-    if not 1 <= edge <= layers // 2:
-        raise BiasLabError(f"--edge {edge} on a {layers}-layer model: shallowest and deepest layers must not overlap, "
-                           f"use 1–{layers // 2}")
-    return edge
+    if args.edge is not None and not 1 <= args.edge <= layers // 2:
+        raise BiasLabError(f"--edge {args.edge} on a {layers}-layer model: shallowest and deepest layers must not "
+                           f"overlap, use 1–{layers // 2}")
+    return shallow_deep_edge(layers, args.edge)
 
 
 def compare_command(args) -> int:

@@ -33,7 +33,10 @@ def causal_perplexity(loaded, texts: list[str], *, max_length: int | None = None
     stride = stride or max(1, max_length // 2)
     if stride > max_length:
         raise BiasLabError(f"stride {stride} is longer than the window of {max_length} tokens")
-    ids = torch.tensor(loaded.tokenizer.encode("\n\n".join(texts)), device=loaded.device)
+    from ..models import quiet_transformers
+
+    with quiet_transformers():  # the whole text is longer than the model's window on purpose: it is strided
+        ids = torch.tensor(loaded.tokenizer.encode("\n\n".join(texts)), device=loaded.device)
     if len(ids) < 2:
         raise BiasLabError("the text has fewer than two tokens: nothing to predict")
     total, count, previous_end, rows = 0.0, 0, 0, []

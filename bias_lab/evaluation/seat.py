@@ -43,7 +43,9 @@ def embed(loaded, sentences: list[str], *, pooling: str = "mean", batch_size: in
             elif pooling == "cls":
                 pooled = states[:, :, 0]
             else:
-                last = batch["attention_mask"].sum(dim=1) - 1
+                # The last attended position, whichever side the tokenizer pads on.
+                attended = batch["attention_mask"].to(states.device)
+                last = (attended * torch.arange(attended.shape[1], device=attended.device)).argmax(dim=1)
                 pooled = states[:, torch.arange(states.shape[1]), last]
             chunks.append((rows, pooled.double().cpu().numpy()))
     result = np.empty((chunks[0][1].shape[0], len(sentences), chunks[0][1].shape[2]))
