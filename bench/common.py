@@ -92,7 +92,8 @@ def check_close(name: str, column: str, fast, baseline, rtol: float, atol: float
         at = tuple(int(i) for i in at)
         where = f" at {at if len(at) > 1 else at[0]}" if want.ndim else ""
         raise SystemExit(
-            f"CHECK FAILED: {name}: {column}: worst difference from the baseline {difference[at]:.3g}{where} "
+            f"CHECK FAILED: {name}: {column}: worst difference from the baseline "
+            f"{'NaN on one side' if np.isnan(difference[at]) else format(difference[at], '.3g')}{where} "
             f"(fast {got[at]:.9g}, baseline {want[at]:.9g}; allowed {allowed[at]:.3g} = {atol:g} + {rtol:g}·scale; "
             f"{int(bad.sum())} of {bad.size} values outside)")
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -77,14 +77,6 @@ def main() -> None:
                           (f"cached prefix + the {loaded.num_heads} heads of a layer in one replicated pass",
                            dict(ablations_per_pass=loaded.num_heads))):
         seconds, result = timed(lambda: score_heads(loaded, metric, **options))
-        import os  # TEMP-PERTURB
-        what, size = os.environ.get("PERTURB", ""), float(os.environ.get("PERTURB_SIZE", "3"))  # TEMP-PERTURB
-        if what and "replicated" in name:  # TEMP-PERTURB
-            t = result.table  # TEMP-PERTURB
-            if what in ("perf", "perf_delta", "importance"): t.loc[3, what] += size * METRIC_RTOL * abs(t.loc[3, "perf"])  # TEMP-PERTURB
-            if what == "bias": t.loc[3, "bias"] = 0.5  # TEMP-PERTURB
-            if what == "baseline": result.baseline["perf"] *= 1 + size * METRIC_RTOL  # TEMP-PERTURB
-            if what == "rows": t.loc[3, "head"] += 1  # TEMP-PERTURB
         scorers.append((name, seconds, result, check_head_scores(name, result, naive)))
     present = [c for c in SCORED_COLUMNS if not naive.table[c].isna().all()]
     print()

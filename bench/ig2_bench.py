@@ -134,17 +134,6 @@ def main() -> None:
             seconds, results, difference = reference_s, reference, 0.0
         else:
             seconds, results = timed(function)
-            import os  # TEMP-PERTURB
-            what, size = os.environ.get("PERTURB", ""), float(os.environ.get("PERTURB_SIZE", "3"))  # TEMP-PERTURB
-            if what and name.startswith("fast"):  # TEMP-PERTURB
-                r = results[-1]  # TEMP-PERTURB
-                if what == "scores": r.scores[1, 7] += size * SCORE_RTOL * float(r.scores[1].abs().max())  # TEMP-PERTURB
-                if what == "p_d1": r.p_d1 *= 1 + size * PROBABILITY_RTOL  # TEMP-PERTURB
-                if what == "p_d2": r.p_d2 *= 1 - size * PROBABILITY_RTOL  # TEMP-PERTURB
-                if what == "zeroed": r.target_zeroed[0] += size * TARGET_RTOL * max(r.p_d1, r.p_d2, float(r.target_zeroed[0].abs()))  # TEMP-PERTURB
-                if what == "deltas": r.deltas[1] += size * DELTA_RTOL * (float(r.scores[1].abs().sum()) + 2 * max(r.p_d1, r.p_d2, float(r.target_zeroed[1].abs())))  # TEMP-PERTURB
-                if what == "order": results.reverse()  # TEMP-PERTURB
-                if what == "gap": r.__class__ = type("G", (type(r),), {"gap": property(lambda self: abs(self.p_d1 - self.p_d2) + size * PROBABILITY_RTOL * max(self.p_d1, self.p_d2))})  # TEMP-PERTURB
             difference = check_attributions(name, results, reference[:count])
         rows.append((name, count, seconds, count / seconds, difference))
     reference_rate = rows[1][3]
