@@ -156,7 +156,7 @@ def random_neurons(loaded, count: int, generator: torch.Generator) -> pd.DataFra
 
 def gaps(loaded, prompts: list[PreparedPrompt], spec: InterventionSpec | None = None, *,
          batch_size: int = 64) -> torch.Tensor:
-    """|P(d1) − P(d2)| at the mask of every prompt, under ``spec``: float32 [prompts]."""
+    """|P(d1) − P(d2)| at the mask of every prompt, under ``spec``: float64 [prompts]."""
     token_ids = torch.tensor([[p.d1_id, p.d2_id] for p in prompts])
     with loaded.lock, intervene(loaded, spec):
         probabilities = mask_probabilities(loaded, [p.text for p in prompts], token_ids, batch_size=batch_size)

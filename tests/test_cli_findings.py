@@ -298,3 +298,30 @@ def test_resume_conflicts_name_the_flag(capsys, tiny_model_dir, files, tmp_path)
     capsys.readouterr()
     err = _one_line_error(capsys, main(argv + [str(other)]))
     assert "another config (--perf-data: stored" in err and "perf_data" not in err
+
+
+def test_heads_bias_limit_scores_only_the_first_items(tiny_model_dir, tmp_path, monkeypatch):
+    import json
+
+    import bias_lab.heads.metrics as metrics
+    from bias_lab.cli import main
+    from bias_lab.store import RunStore
+
+    from .test_evaluation import STEREOSET
+
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(STEREOSET))
+    seen = []
+    real = metrics.bias_metric
+
+    def spy(loaded, name, data, **options):
+        seen.append(len(data.intrasentence))
+        return real(loaded, name, data, **options)
+
+    monkeypatch.setattr(metrics, "bias_metric", spy)
+    assert main(["heads", "--model", str(tiny_model_dir("bert")), "--perf", "none", "--bias", "stereoset",
+                 "--bias-data", str(path), "--bias-limit", "1", "--out", str(tmp_path / "heads")]) == 0
+    assert seen == [1]
+    assert RunStore().list(kind="heads")[0].config["bias_limit"] == 1
+    assert main(["heads", "--model", str(tiny_model_dir("bert")), "--perf", "none", "--bias", "stereoset",
+                 "--bias-data", str(path), "--bias-limit", "0", "--out", str(tmp_path / "h2")]) == 2

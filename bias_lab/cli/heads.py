@@ -20,6 +20,8 @@ def _add_metric_arguments(parser, *, bias: bool = True) -> None:
                              "LM head (with --bias seat)")
     parser.add_argument("--perf-data", help="text file for mlm-loss/perplexity (one passage per line) or StereoSet file")
     parser.add_argument("--limit", type=int, help="at most N performance sentences")
+    parser.add_argument("--bias-limit", type=int, help="at most N items of the bias data: StereoSet examples, "
+                                                       "CrowS/WinoBias pairs, ig2-gap prompts (not SEAT: give fewer tests)")
     if bias:
         parser.add_argument("--bias", choices=("stereoset", "crows", "seat", "ig2-gap", "winobias"),
                             help="bias metric (0 = unbiased)")
@@ -105,9 +107,9 @@ def _metrics(args, loaded):
         if args.bias == "ig2-gap":
             if not args.bias_data:
                 raise BiasLabError("--bias ig2-gap needs --bias-data: a prompt JSONL file")
-            data = load_prompt_file(args.bias_data)
+            data = load_prompt_file(args.bias_data)[: args.bias_limit]
         else:
-            data = load_benchmark_data(args.bias, args.bias_data)
+            data = load_benchmark_data(args.bias, args.bias_data, limit=args.bias_limit)
         options = {"batch_size": args.batch_size} if args.bias != "ig2-gap" else {}
         bias = bias_metric(loaded, args.bias, data, **options)
     return perf, bias
@@ -118,7 +120,7 @@ def score_command(args) -> int:
     from ..provenance import provenance
     from ..store import RunStore
 
-    _positive(args, "limit", "batch_size", "ablations_per_pass")
+    _positive(args, "limit", "bias_limit", "batch_size", "ablations_per_pass")
     if args.out is None:
         raise BiasLabError("give --out DIR for the head scores (or use `heads select` / `heads importance`)")
     if args.perf == "none" and not args.bias:
@@ -126,7 +128,7 @@ def score_command(args) -> int:
     loaded = model_from_args(args)
     perf, bias = _metrics(args, loaded)
     config = {"perf": args.perf, "perf_data": args.perf_data, "bias": args.bias, "bias_data": args.bias_data,
-              "limit": args.limit, "seed": args.seed}
+              "limit": args.limit, "bias_limit": args.bias_limit, "seed": args.seed}
     run = RunStore().start("heads", config, model=loaded.source, artifact_dir=args.out,
                            provenance=provenance(str(loaded.device), args.seed))
     bar = TqdmProgress("heads")
