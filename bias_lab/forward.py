@@ -133,3 +133,24 @@ def expand_batch(value, index: torch.Tensor, base: int):
     if isinstance(value, list):
         return [expand_batch(v, index, base) for v in value]
     return value
+
+
+def model_max_length(loaded) -> int:
+    """How many token positions the model can read (RoBERTa's position table has two reserved rows)."""
+    config = loaded.model.config
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value - (2 if loaded.family == "roberta" else 0)
+    return 512
+
+
+def check_input_lengths(loaded, lengths, what: str = "an input") -> None:
+    """Refuse, in one line, inputs longer than the model's positions (they would crash deep inside
+    the model or be silently wrong)."""
+    longest, limit = max(lengths, default=0), model_max_length(loaded)
+    if longest > limit:
+        from .errors import BiasLabError
+
+        raise BiasLabError(f"{what} is {longest} tokens long, more than the {limit} positions of {loaded.source!r}: "
+                           "shorten or drop it (or use a model with more positions)")

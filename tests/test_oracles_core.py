@@ -62,3 +62,15 @@ def test_seat_last_pooling_is_the_same_with_left_padding(tiny_model_dir):
             hidden = loaded.adapter.base(**loaded.tokenizer([sentence], return_tensors="pt")).last_hidden_state
         alone.append(hidden[0, -1].double().numpy())
     np.testing.assert_allclose(embed(loaded, sentences, pooling="last", batch_size=3), np.stack(alone), atol=1e-5)
+
+
+def test_inputs_longer_than_the_models_positions_are_refused_in_one_line(tiny_loaded):
+    from bias_lab.data.crows import CrowsPair
+    from bias_lab.errors import BiasLabError
+    from bias_lab.evaluation import evaluate
+
+    long = " ".join(["the man is here"] * 60) + " ."  # far beyond the tiny models' 128 positions
+    pairs = [CrowsPair("0", long, long.replace("man", "woman", 1), "stereo", "gender")]
+    for family in ("bert", "gpt2"):
+        with pytest.raises(BiasLabError, match=r"tokens long, more than the 128 positions"):
+            evaluate(tiny_loaded(family), "crows", pairs)

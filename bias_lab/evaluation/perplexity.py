@@ -19,12 +19,9 @@ from .scoring import MaskedQuery, _log_softmax, masked_log_probs
 
 
 def _model_max_length(loaded) -> int:
-    config = loaded.model.config
-    for name in ("n_positions", "max_position_embeddings"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value - (2 if loaded.family == "roberta" else 0)
-    return 512
+    from ..forward import model_max_length
+
+    return model_max_length(loaded)
 
 
 def causal_perplexity(loaded, texts: list[str], *, max_length: int | None = None, stride: int | None = None,

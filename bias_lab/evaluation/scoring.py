@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..forward import head_at_positions
+from ..forward import check_input_lengths, head_at_positions
 from ..progress import CancelToken, report
 
 CPU_TOKENS_PER_BATCH = 4096
@@ -77,6 +77,7 @@ def masked_log_probs(loaded, queries: list[MaskedQuery], *, batch_size: int | No
     """log P(query.target) at query.position of query.input_ids, float64 [len(queries)]."""
     result = np.empty(len(queries), dtype=np.float64)
     model = loaded.model
+    check_input_lengths(loaded, (len(q.input_ids) for q in queries), "a masked input")
     with torch.no_grad():
         if naive:
             for number, query in enumerate(queries):
@@ -113,6 +114,7 @@ def causal_log_probs(loaded, queries: list[CausalQuery], *, batch_size: int | No
     """Per query, log P of each continuation token given the context and the tokens before it."""
     results: list[np.ndarray | None] = [None] * len(queries)
     model = loaded.model
+    check_input_lengths(loaded, (len(q.context) + len(q.continuation) for q in queries), "a scored sentence")
 
     def score(rows: list[int], sequences: list[tuple[int, ...]]):
         inputs = _padded(loaded, sequences)

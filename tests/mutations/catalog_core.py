@@ -65,4 +65,8 @@ MUTATIONS = [
              'padding=True, padding_side="right")', "padding=True)",
              ("tests/test_oracles_core.py::test_seat_last_pooling_is_the_same_with_left_padding",),
              "batches padded on the checkpoint's side: a left-padded causal LM shifts every position"),
+    Mutation("scoring-no-length-check", "bias_lab/evaluation/scoring.py",
+             'check_input_lengths(loaded, (len(q.input_ids) for q in queries), "a masked input")', "pass",
+             ("tests/test_oracles_core.py::test_inputs_longer_than_the_models_positions_are_refused_in_one_line",),
+             "an input longer than the model's positions crashes inside the model instead of a one-line refusal"),
 ]
