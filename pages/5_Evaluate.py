@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from bias_lab.data.seat import GENDER_TESTS, seat_test_names
+from bias_lab.data.seat import default_seat_tests, seat_test_names
 from bias_lab.errors import BiasLabError
 from bias_lab.evaluation import BENCHMARKS, check_reach, evaluate, load_benchmark_data
 from bias_lab.evaluation.record import headline, record_evaluation
@@ -60,7 +60,7 @@ if benchmark == "seat":
     if not available:
         st.info("SEAT needs its folder of sent-bias .jsonl tests: give it in the Data box.")
         st.stop()
-    default = [name for name in GENDER_TESTS if name in available] or available[:1]
+    default = default_seat_tests(available)
     # The choice belongs to a folder: another folder starts again from the six gender tests.
     folder_key = hashlib.sha1(data_path.encode()).hexdigest()[:10]
     tests = kept(st.multiselect, "SEAT tests", available, default=default, key=f"eval_seat_tests_{folder_key}",

@@ -325,3 +325,23 @@ def test_heads_bias_limit_scores_only_the_first_items(tiny_model_dir, tmp_path, 
     assert RunStore().list(kind="heads")[0].config["bias_limit"] == 1
     assert main(["heads", "--model", str(tiny_model_dir("bert")), "--perf", "none", "--bias", "stereoset",
                  "--bias-data", str(path), "--bias-limit", "0", "--out", str(tmp_path / "h2")]) == 2
+
+
+def test_seat_defaults_to_the_gender_tests_like_the_app(tiny_model_dir, tmp_path, capsys):
+    import json
+
+    from bias_lab.cli import main
+
+    from .test_app_evaluate import SEAT_TEST
+
+    folder = tmp_path / "seat"
+    folder.mkdir()
+    for name in ("sent-weat6", "sent-weat7", "heilman_double_bind_competent_1"):
+        (folder / f"{name}.jsonl").write_text(json.dumps(SEAT_TEST))
+    model = str(tiny_model_dir("bert", "encoder"))
+    assert main(["evaluate", "seat", "--model", model, "--data", str(folder), "--out", str(tmp_path / "a.json")]) == 0
+    assert "SEAT on 2 gender tests of the 3" in capsys.readouterr().err
+    assert sorted(json.loads((tmp_path / "a.json").read_text())["tests"]) == ["sent-weat6", "sent-weat7"]
+    assert main(["evaluate", "seat", "--model", model, "--data", str(folder), "--tests", "all",
+                 "--out", str(tmp_path / "b.json")]) == 0
+    assert len(json.loads((tmp_path / "b.json").read_text())["tests"]) == 3

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     parser.add_argument("--intersentence", action="store_true", help="StereoSet: also the intersentence task")
     parser.add_argument("--variant", default="shared", choices=("shared", "modified"),
                         help="CrowS-Pairs: score shared tokens (original) or the modified ones")
-    parser.add_argument("--tests", nargs="+", help="SEAT: only these tests (e.g. sent-weat6 sent-weat7)")
+    parser.add_argument("--tests", nargs="+", help="SEAT: these tests (e.g. sent-weat6 sent-weat7), or 'all'; "
+                                                   "default: the six gender tests sent-weat6/6b/7/7b/8/8b where present")
     parser.add_argument("--pooling", choices=("mean", "cls", "last"), help="SEAT sentence embedding")
     parser.add_argument("--per-layer", action="store_true", help="SEAT: effect size of every hidden layer")
     parser.add_argument("--samples", type=int, default=100_000, help="SEAT: permutation samples when not exact")
@@ -60,6 +61,24 @@ def _check_arguments(args) -> None:
                            "with --tests instead")
 
 
+def _seat_tests(args) -> list[str] | None:
+    """The SEAT tests to run: as named, every test for 'all', else the gender tests (as the app)."""
+    if args.benchmark != "seat" or args.data is None:
+        return args.tests
+    if args.tests == ["all"]:
+        return None
+    if args.tests:
+        return args.tests
+    from ..data.seat import default_seat_tests, seat_test_names
+
+    available = seat_test_names(args.data)
+    chosen = default_seat_tests(available)
+    if len(chosen) < len(available):
+        print(f"note: SEAT on {len(chosen)} gender tests of the {len(available)} in {args.data} "
+              "(--tests all for every test)", file=sys.stderr)
+    return chosen
+
+
 def _stored_config(args, result, tasks, options) -> dict:
     """The run config: the keys of ``record_evaluation``'s (so the app reads CLI and app runs alike),
     plus the CLI's own options and tasks."""
@@ -86,7 +105,7 @@ def run(args) -> int:
     _check_arguments(args)
     spec = InterventionSpec.load(args.intervention) if args.intervention else None
     tasks = ("intrasentence", "intersentence") if args.intersentence else ("intrasentence",)
-    data = load_benchmark_data(args.benchmark, args.data, tasks=tasks, tests=args.tests, limit=args.limit)
+    data = load_benchmark_data(args.benchmark, args.data, tasks=tasks, tests=_seat_tests(args), limit=args.limit)
     loaded = model_from_args(args)
     require_kind(loaded, {**BIAS_KINDS, "perplexity": LM_KINDS}[args.benchmark], f"evaluate {args.benchmark}",
                  "an encoder can only be evaluated with SEAT (bias-lab evaluate seat)" if loaded.kind == "encoder" else "")

@@ -65,3 +65,9 @@ def seat_test_names(source: str | Path) -> list[str]:
     if not path.is_dir():
         raise DataError(f"SEAT data {str(source)!r} does not exist: give {_HINT}")
     return sorted(file.name.split(".")[0] for file in path.glob("*.jsonl"))
+
+
+def default_seat_tests(names: list[str]) -> list[str]:
+    """The tests a SEAT run uses when none are named: the six gender tests where the folder has
+    them (what the app and the CLI both default to), else every test."""
+    return [name for name in GENDER_TESTS if name in names] or list(names)
