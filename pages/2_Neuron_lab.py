@@ -102,14 +102,16 @@ def live_panel() -> None:
     metric_with_change(columns[2], "gap |P(d1) − P(d2)|", after.gap, before.gap, lower_is_better=True)
     st.session_state["lab_after_gap"] = after.gap
     shown = ", ".join(f"L{e.layer}:{e.neuron} ×{e.scale:g}" for e in edits[:SLIDER_LIMIT])
-    st.caption(f"after = the model with {shown}{' …' if len(edits) > SLIDER_LIMIT else ''} at the mask"
-               + (f", {len(spec.heads)} heads ablated" if spec.heads else "") + (", the mask on" if spec.mask else ""))
+    parts = ([f"{shown}{' …' if len(edits) > SLIDER_LIMIT else ''} at the mask"] if edits else []) \
+        + ([f"{len(spec.heads)} heads ablated"] if spec.heads else []) + (["the mask on"] if spec.mask else [])
+    st.caption("after = the model with " + ", ".join(parts) if parts else
+               "after = the model as loaded: type neurons above (or send them from the Bias neurons page)")
     tables = st.columns(2)
     for column, title, prediction, name in ((tables[0], "Before", before, "before"), (tables[1], "After", after, "after")):
         with column:
             st.subheader(title)
             downloads.table(prediction.top, f"predictions_{name}", f"lab_{name}", column_config={
-                "probability": st.column_config.NumberColumn("probability", format="%.3g")})
+                "probability": st.column_config.NumberColumn("probability", format="%.3e")})
     figure = go.Figure(go.Bar(x=["before", "after"], y=[before.gap, after.gap], marker_color=["#888", "#d62728"]))
     figure.update_layout(title="Demographic gap at the mask, before and after", height=320,
                          yaxis={"title": "|P(d1) − P(d2)| (probability)", "exponentformat": "e"},
