@@ -12,7 +12,7 @@ from .errors import BiasLabError
 from .forward import head_at_positions, softmax
 from .interventions import InterventionSpec, intervene
 from .models import kind_phrase
-from .prompts import MASK, Prompt, prepare_prompts
+from .prompts import MASK, Prompt, mask_count, prepare_prompts
 
 
 @dataclass
@@ -33,7 +33,7 @@ def predict_mask(loaded, prompt: str, d1: str, d2: str, spec: InterventionSpec |
         raise BiasLabError(f"top-k {top_k} must be at least 1")
     if loaded.mask_token is None:
         raise BiasLabError(f"predictions at [MASK] need a masked language model; {loaded.source!r} is {kind_phrase(loaded.kind)}")
-    count = prompt.count(MASK) + (prompt.count(loaded.mask_token) if loaded.mask_token != MASK else 0)
+    count = mask_count(loaded, prompt)
     if count != 1:
         raise BiasLabError(f"the prompt needs exactly one {MASK} where the model fills in a word; it has "
                            f"{'none' if count == 0 else count}")

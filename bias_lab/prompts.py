@@ -282,6 +282,11 @@ def _single_token(tokenizer, text_with_mask: str, word: str, cache: dict) -> tup
     return result
 
 
+def mask_count(loaded, text: str) -> int:
+    """How many masks ``text`` holds, written as ``[MASK]`` or as the model's own mask token."""
+    return text.count(MASK) + (text.count(loaded.mask_token) if loaded.mask_token != MASK else 0)
+
+
 def prepare_prompts(loaded, prompts: list[Prompt]) -> Preparation:
     """Check prompts against the model's tokenizer.
 
@@ -293,7 +298,7 @@ def prepare_prompts(loaded, prompts: list[Prompt]) -> Preparation:
         raise BiasLabError(f"{loaded.source!r} has no mask token: IG2 needs a masked language model")
     prepared, skipped, reasons, cache = [], {}, {}, {}
     for prompt in prompts:
-        count = prompt.prompt.count(MASK) + (prompt.prompt.count(loaded.mask_token) if loaded.mask_token != MASK else 0)
+        count = mask_count(loaded, prompt.prompt)
         if count != 1:
             raise BiasLabError(f"prompt {prompt.id!r} has {count} masks, needs exactly one [MASK]: {prompt.prompt!r}")
         text = prompt.prompt.replace(MASK, loaded.mask_token)

@@ -15,12 +15,11 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _short_model(model: str | None) -> str:
+def short_model(model: str | None) -> str:
     """A hub id as it is; a local folder by its last part (the full path is in `runs show`)."""
     if not model:
         return "?"
-    parts = Path(str(model)).parts
-    return parts[-1] if len(parts) > 2 else str(model)
+    return Path(str(model)).name if Path(str(model)).expanduser().exists() else str(model)
 
 
 def ig2_facts(record) -> dict:
@@ -114,4 +113,4 @@ def describe(record, width: int = 90) -> str:
 
 def describe_run(record, width: int = 110) -> str:
     """The picker label of a run: its kind and model, then :func:`describe`."""
-    return f"{record.kind} · {_short_model(record.model)} · {describe(record, width)}"
+    return f"{record.kind} · {short_model(record.model)} · {describe(record, width)}"

@@ -16,7 +16,7 @@ from bias_lab.errors import BiasLabError
 from bias_lab.pruning.kaneko import MODES, KanekoObjective
 from bias_lab.pruning.masks import MaskSet, densities, surviving_heads
 from bias_lab.pruning.train import PruneSettings, train_mask
-from bias_lab.run_labels import describe_run
+from bias_lab.run_labels import describe_run, short_model
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.intervention import current_spec, set_spec
@@ -34,9 +34,6 @@ def slug(text: str, size: int) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.")[-size:] or "x"
 
 
-def model_name(source: str) -> str:
-    return Path(source).name if Path(source).expanduser().exists() else source
-
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def read_mask(path: str, modified: float) -> MaskSet:
@@ -51,7 +48,7 @@ def misfit(masks: MaskSet, loaded) -> str | None:
     except BiasLabError as error:
         layers = {int(m.group(1)) for key in masks.masks if (m := re.match(r"layer(\d+)\.", key))}
         made_for = masks.metadata.get("model")
-        origin = f" (a mask of {model_name(str(made_for))})" if made_for else ""
+        origin = f" (a mask of {short_model(str(made_for))})" if made_for else ""
         if layers and max(layers) + 1 != loaded.num_layers:
             return f"made for {max(layers) + 1} layers, the loaded model has {loaded.num_layers}{origin}"
         return f"made for another model shape: {error}{origin}"
@@ -99,7 +96,7 @@ with st.expander("Learn a new mask (Kaneko & Bollegala debiasing, weights frozen
                    "settings": dataclasses.asdict(settings)}
     digest = hashlib.sha256(json.dumps(full_config, sort_keys=True, default=str).encode()).hexdigest()[:8]
     automatic = RunStore().home / "runs" / (
-        f"ui-prune-{slug(model_name(loaded.source), 40)}-{slug(Path(corpus.strip()).stem, 20)}-{block}-{mode}"
+        f"ui-prune-{slug(short_model(loaded.source), 40)}-{slug(Path(corpus.strip()).stem, 20)}-{block}-{mode}"
         f"-e{int(epochs)}-lr{lr:g}-t{threshold:g}-{digest}")
     typed_out = st.text_input("Output run folder (empty: named after the model and the settings)", key="masks_out")
     out = Path(typed_out.strip()).expanduser() if typed_out.strip() else automatic
@@ -148,7 +145,7 @@ for r in runs:
         known[label] = path
     else:
         unfit.append(f"mask {r.id} ({path}): {reason}")
-chosen = st.multiselect(f"Masks from stored runs that fit {model_name(loaded.source)}", list(known),
+chosen = st.multiselect(f"Masks from stored runs that fit {short_model(loaded.source)}", list(known),
                         default=list(known)[:2], key="masks_runs")
 if unfit:
     with st.expander(f"{len(unfit)} stored mask{'s' if len(unfit) > 1 else ''} made for other models "
@@ -169,7 +166,7 @@ if typed.strip():
         st.error(f"mask file {path}: {error}" if str(path) not in str(error) else str(error))
     else:
         if reason is not None:
-            st.error(f"mask file {path} does not fit the loaded model {model_name(loaded.source)}: {reason}")
+            st.error(f"mask file {path} does not fit the loaded model {short_model(loaded.source)}: {reason}")
         elif path.resolve() not in paths:
             paths.append(path.resolve())
 if not paths:

@@ -11,7 +11,7 @@ from bias_lab.data.seat import default_seat_tests, seat_test_names
 from bias_lab.errors import BiasLabError
 from bias_lab.evaluation import BENCHMARKS, check_reach, evaluate, load_benchmark_data
 from bias_lab.evaluation.record import headline, record_evaluation
-from bias_lab.heads.metrics import BIAS_KINDS, LM_KINDS, kinds_text
+from bias_lab.heads.metrics import BENCHMARK_KINDS, LM_KINDS, kinds_text
 from bias_lab.models import kind_phrase
 from ui import downloads
 from ui.intervention import current_spec, describe
@@ -20,7 +20,6 @@ from ui.session import current_model_settings
 from ui.shell import sidebar
 from ui.state import forget, kept, remembered
 
-BENCHMARK_KINDS = {**BIAS_KINDS, "perplexity": LM_KINDS}
 DATA_HINTS = {"stereoset": "default McGill-NLP/stereoset, or /data/stereoset/dev.json",
               "crows": "default nyu-mll/crows_pairs, or /data/crows_pairs_anonymized.csv",
               "seat": "a folder of SEAT .jsonl tests, e.g. /data/seat",

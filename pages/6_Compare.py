@@ -11,7 +11,7 @@ from bias_lab import plots
 from bias_lab.errors import BiasLabError
 from bias_lab.ig2_run import load_ig2_run
 from bias_lab.neurons import compare_layer_distributions, select_bias_neurons, shallow_deep_edge
-from bias_lab.run_labels import describe_run
+from bias_lab.run_labels import describe_run, short_model
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.shell import sidebar
@@ -21,11 +21,6 @@ sidebar()
 st.title("Compare")
 st.caption("Two models or two runs side by side — works from stored runs alone.")
 
-
-def model_name(source: str | None) -> str:
-    if not source:
-        return "?"
-    return Path(source).name if Path(source).expanduser().exists() else source
 
 
 def ig2_label(record) -> str:
@@ -67,8 +62,8 @@ else:
     else:
         try:
             runs = [load_ig2_run(first.artifact_dir), load_ig2_run(second.artifact_dir)]
-            names = [f"first: {model_name(first.model)} ({first.id[-6:]})",
-                     f"second: {model_name(second.model)} ({second.id[-6:]})"]
+            names = [f"first: {short_model(first.model)} ({first.id[-6:]})",
+                     f"second: {short_model(second.model)} ({second.id[-6:]})"]
             tables = {name: select_bias_neurons(result.scores, result.prompts) for name, result in zip(names, runs)}
         except BiasLabError as error:
             st.error(str(error))

@@ -80,24 +80,18 @@ def _seat_tests(args) -> list[str] | None:
 
 
 def _stored_config(args, result, tasks, options) -> dict:
-    """The run config: the keys of ``record_evaluation``'s (so the app reads CLI and app runs alike),
-    plus the CLI's own options and tasks."""
-    from ..evaluation.record import data_label, method_of
-    from ..interventions import InterventionSpec
+    """The run config: ``evaluation_config``'s keys (so the app reads CLI and app runs alike), plus
+    the CLI's own options and tasks."""
+    from ..evaluation.record import evaluation_config
 
-    applied = result.config.get("intervention")  # as applied: a re-targeted spec is stored as such
-    spec = InterventionSpec.from_dict(applied) if applied is not None else None
-    items = result.config.get("items")
-    return {"benchmark": args.benchmark, "data": args.data, "limit": args.limit, "items": items,
-            "data_label": data_label(args.data, args.limit, items), "notes": result.config.get("notes", []),
-            "intervention": applied, "method": method_of(spec),
+    return {**evaluation_config(result, None, data=args.data, limit=args.limit),
             "options": {k: v for k, v in options.items() if k != "nsp_model"}, "tasks": list(tasks)}
 
 
 def run(args) -> int:
     from ..evaluation import check_reach, evaluate, load_benchmark_data
     from ..evaluation.record import headline
-    from ..heads.metrics import BIAS_KINDS, LM_KINDS
+    from ..heads.metrics import BENCHMARK_KINDS
     from ..interventions import InterventionSpec
     from ..provenance import provenance
     from ..store import RunStore, write_json_atomic, write_parquet_atomic
@@ -107,7 +101,7 @@ def run(args) -> int:
     tasks = ("intrasentence", "intersentence") if args.intersentence else ("intrasentence",)
     data = load_benchmark_data(args.benchmark, args.data, tasks=tasks, tests=_seat_tests(args), limit=args.limit)
     loaded = model_from_args(args)
-    require_kind(loaded, {**BIAS_KINDS, "perplexity": LM_KINDS}[args.benchmark], f"evaluate {args.benchmark}",
+    require_kind(loaded, BENCHMARK_KINDS[args.benchmark], f"evaluate {args.benchmark}",
                  "an encoder can only be evaluated with SEAT (bias-lab evaluate seat)" if loaded.kind == "encoder" else "")
     check_reach(loaded, args.benchmark, spec, retarget=args.retarget_all)  # before the NSP head loads: fail fast
     options = _options(args)

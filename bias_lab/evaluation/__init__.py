@@ -56,9 +56,7 @@ def limit_benchmark_data(benchmark: str, data, limit: int | None):
         from ..data.stereoset import StereoSetData
 
         return StereoSetData(data.intrasentence[:limit], data.intersentence[:limit], data.source)
-    if benchmark in ("crows", "winobias"):
-        return list(data)[:limit]
-    if benchmark == "perplexity":
+    if benchmark in ("crows", "winobias", "perplexity"):
         return list(data)[:limit]
     raise BiasLabError(f"unknown benchmark {benchmark!r}: use one of {', '.join(BENCHMARKS)}")
 

@@ -15,18 +15,13 @@ import torch
 
 from ..errors import BiasLabError
 from ..progress import report
+from ..forward import model_max_length
 from .scoring import MaskedQuery, _log_softmax, masked_log_probs
-
-
-def _model_max_length(loaded) -> int:
-    from ..forward import model_max_length
-
-    return model_max_length(loaded)
 
 
 def causal_perplexity(loaded, texts: list[str], *, max_length: int | None = None, stride: int | None = None,
                       progress=None, cancel=None) -> tuple[dict, pd.DataFrame]:
-    max_length = min(max_length or _model_max_length(loaded), _model_max_length(loaded))
+    max_length = min(max_length or model_max_length(loaded), model_max_length(loaded))
     stride = stride or max(1, max_length // 2)
     if stride > max_length:
         raise BiasLabError(f"stride {stride} is longer than the window of {max_length} tokens")
@@ -62,7 +57,7 @@ def causal_perplexity(loaded, texts: list[str], *, max_length: int | None = None
 
 
 def pseudo_perplexity(loaded, texts: list[str], *, max_length: int | None = None, **options) -> tuple[dict, pd.DataFrame]:
-    max_length = min(max_length or _model_max_length(loaded), _model_max_length(loaded))
+    max_length = min(max_length or model_max_length(loaded), model_max_length(loaded))
     tokenizer = loaded.tokenizer
     special = set(tokenizer.all_special_ids)
     queries, spans = [], []

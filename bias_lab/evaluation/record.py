@@ -56,23 +56,31 @@ def data_label(data: str | None, limit: int | None, items: int | None) -> str:
     return f"{name}, first {limit}" if limit else f"{name}, all {items}" if items is not None else name
 
 
+def evaluation_config(result: EvalResult, spec: InterventionSpec | None, *, data: str | None,
+                      limit: int | None) -> dict:
+    """A stored evaluation's config — the same keys from the app and the CLI, so the Trade-off page
+    reads both alike. The intervention is stored as applied (a re-targeted spec as such)."""
+    applied = result.config.get("intervention")
+    if applied is not None:
+        spec = InterventionSpec.from_dict(applied)
+    items = result.config.get("items")
+    return {"benchmark": result.benchmark, "data": data, "limit": limit, "items": items,
+            "data_label": data_label(data, limit, items), "notes": result.config.get("notes", []),
+            "intervention": spec.to_dict() if spec else None, "method": method_of(spec)}
+
+
 def record_evaluation(result: EvalResult, loaded, spec: InterventionSpec | None, *, data: str | None = None,
                       limit: int | None = None, store: RunStore | None = None) -> str:
     """Store an evaluation as a complete run (summary, items) and return its id; the data, the
     item limit and the number of items scored are part of its config."""
     store = store or RunStore()
-    applied = result.config.get("intervention")
-    if applied is not None:
-        spec = InterventionSpec.from_dict(applied)  # as applied: a re-targeted spec is stored as such
-    items = result.config.get("items")
-    config = {"benchmark": result.benchmark, "data": data, "limit": limit, "items": items,
-              "data_label": data_label(data, limit, items), "notes": result.config.get("notes", []),
-              "intervention": spec.to_dict() if spec else None, "method": method_of(spec)}
+    config = evaluation_config(result, spec, data=data, limit=limit)
     run = store.start("evaluate", config, model=loaded.source, provenance=provenance(str(loaded.device)))
     with run:
         run.write_json("summary.json", result.summary)
         run.write_parquet("items.parquet", result.items)
-        run.complete({"method": method_of(spec), "items": items, **headline(result.benchmark, result.summary)})
+        run.complete({"method": config["method"], "items": config["items"],
+                      **headline(result.benchmark, result.summary)})
     return run.id
 
 

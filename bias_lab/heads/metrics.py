@@ -23,6 +23,9 @@ LM_KINDS = ("masked", "causal")
 ANY_KIND = ("masked", "causal", "encoder", "classifier")
 PERF_KINDS = {"mlm-loss": ("masked",), "perplexity": LM_KINDS, "stereoset-lms": LM_KINDS}
 BIAS_KINDS = {"stereoset": LM_KINDS, "crows": LM_KINDS, "seat": ANY_KIND, "ig2-gap": ("masked",), "winobias": LM_KINDS}
+# The model kinds each `evaluate` benchmark can run on.
+BENCHMARK_KINDS = {**{name: BIAS_KINDS[name] for name in ("stereoset", "crows", "seat", "winobias")},
+                   "perplexity": LM_KINDS}
 
 
 def either(words) -> str:
