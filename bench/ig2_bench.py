@@ -17,9 +17,9 @@ import torch
 
 from common import bench_parser, check_close, check_equal, load_bench_model, machine_line, timed
 
-from bias_lab.attribution import IG2Settings, attribute_ig2, reference_attribution
+from bias_lab.neurons import IG2Settings, attribute_ig2, reference_attribution
 from bias_lab.forward import frozen_parameters
-from bias_lab.prompts import ig2_prompts, prepare_prompts
+from bias_lab.neurons.prompts import ig2_prompts, prepare_prompts
 
 
 def peak_matmul_flops(device: torch.device) -> float:

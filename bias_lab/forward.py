@@ -84,9 +84,18 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(flag)
 
 
+def _at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
 def softmax(logits: torch.Tensor) -> torch.Tensor:
     """Softmax over the vocabulary in at least float32 (half-precision models included)."""
-    return logits.to(torch.promote_types(logits.dtype, torch.float32)).softmax(dim=-1)
+    return _at_least_float32(logits).softmax(dim=-1)
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Log-softmax over the vocabulary in at least float32."""
+    return _at_least_float32(logits).log_softmax(dim=-1)
 
 
 def tokenize(loaded, texts: list[str]) -> dict[str, torch.Tensor]:

@@ -8,11 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from bias_lab import plots
-from bias_lab.attribution import IG2Settings
+from bias_lab.neurons import IG2Settings
 from bias_lab.errors import BiasLabError
-from bias_lab.ig2_run import load_ig2_run, run_ig2
+from bias_lab.neurons.run import load_ig2_run, run_ig2
 from bias_lab.neurons import SelectionSettings, neuron_spec, neurons_per_layer, select_bias_neurons
-from bias_lab.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts
+from bias_lab.neurons.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts
 from bias_lab.run_labels import describe_run
 from bias_lab.store import RunStore
 from ui import downloads

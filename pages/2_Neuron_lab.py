@@ -9,7 +9,7 @@ import torch
 
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec, NeuronEdit
-from bias_lab.live import parse_neurons, predict_mask
+from bias_lab.neurons.live import parse_neurons, predict_mask
 from ui import downloads
 from ui.format import metric_with_change
 from ui.intervention import apply_spec, current_spec

@@ -10,7 +10,7 @@ from bias_lab import plots
 from bias_lab.errors import BiasLabError
 from bias_lab.heads.selection import fasp, pruned_spec
 from bias_lab.interventions import HeadAblation, InterventionSpec
-from bias_lab.live import predict_mask
+from bias_lab.neurons.live import predict_mask
 from bias_lab.run_labels import describe_run
 from bias_lab.store import RunStore
 from ui import downloads

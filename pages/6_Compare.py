@@ -1,7 +1,6 @@
 """Compare two runs: bias neurons per layer as mirrored histograms (the migration view), the overlap
 of their neuron sets, and the correlation of two head-scoring runs."""
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,7 +8,7 @@ import streamlit as st
 
 from bias_lab import plots
 from bias_lab.errors import BiasLabError
-from bias_lab.ig2_run import load_ig2_run
+from bias_lab.neurons.run import load_ig2_run
 from bias_lab.neurons import compare_layer_distributions, select_bias_neurons, shallow_deep_edge
 from bias_lab.run_labels import describe_run, short_model
 from bias_lab.store import RunStore

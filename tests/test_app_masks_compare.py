@@ -25,10 +25,10 @@ def page_text(app) -> str:
 
 @pytest.fixture
 def ig2_runs(tiny_model_dir, tmp_path, monkeypatch):
-    from bias_lab.attribution import IG2Settings
-    from bias_lab.ig2_run import run_ig2
+    from bias_lab.neurons import IG2Settings
+    from bias_lab.neurons.run import run_ig2
     from bias_lab.models import load_model
-    from bias_lab.prompts import ig2_prompts
+    from bias_lab.neurons.prompts import ig2_prompts
 
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
     results = {}

@@ -20,7 +20,7 @@ def lab(monkeypatch, tiny_model_dir):
 
 
 def test_shown_numbers_are_the_library_predictions(lab, tiny_loaded):
-    from bias_lab.live import predict_mask
+    from bias_lab.neurons.live import predict_mask
 
     lab.session_state["lab_neurons"] = "1:3, 1:5"
     lab.run()

@@ -22,7 +22,7 @@ def test_neuron_lab_slider_changes_the_after_gap(lab):
     lab.slider(key="lab_scale_1_3").set_value(3.0).run()
     assert not lab.exception
     from bias_lab.interventions import InterventionSpec, NeuronEdit
-    from bias_lab.live import predict_mask
+    from bias_lab.neurons.live import predict_mask
     from bias_lab.models import load_model
 
     loaded = load_model(lab.session_state["app_model"], device="cpu")
@@ -74,13 +74,13 @@ def test_intervention_arrives_from_the_url(monkeypatch, tiny_model_dir):
 
 @pytest.fixture
 def ig2_run_folder(tiny_model_dir, tmp_path):
-    from bias_lab.ig2_run import run_ig2
+    from bias_lab.neurons.run import run_ig2
     from bias_lab.models import load_model
-    from bias_lab.prompts import ig2_prompts
+    from bias_lab.neurons.prompts import ig2_prompts
 
     loaded = load_model(tiny_model_dir("bert"), device="cpu")
     return run_ig2(loaded, ig2_prompts("gender", "N", "female", "male", limit_modifiers=2), tmp_path / "ig2",
-                   __import__("bias_lab.attribution", fromlist=["IG2Settings"]).IG2Settings(steps=4)).folder
+                   __import__("bias_lab.neurons", fromlist=["IG2Settings"]).IG2Settings(steps=4)).folder
 
 
 def test_bias_neurons_page_opens_a_stored_run_and_sends_neurons(ig2_run_folder, monkeypatch, tiny_model_dir):
@@ -105,7 +105,7 @@ def test_bias_neurons_page_runs_ig2_with_progress(monkeypatch, tiny_model_dir):
     assert not app.exception
     app.button(key="bn_run_button").click().run()
     assert not app.exception and not app.error
-    from bias_lab.ig2_run import load_ig2_run
+    from bias_lab.neurons.run import load_ig2_run
     from bias_lab.neurons import select_bias_neurons
     from bias_lab.store import RunStore
 
@@ -131,7 +131,7 @@ def test_heads_page_alpha_slider_changes_the_pruned_count(monkeypatch, tiny_mode
     assert app.session_state["heads_pruned"] == 2 and first == 0
     app.number_input(key="heads_head").set_value(3).run()
     from bias_lab.interventions import HeadAblation, InterventionSpec
-    from bias_lab.live import predict_mask
+    from bias_lab.neurons.live import predict_mask
     from bias_lab.models import load_model
 
     loaded = load_model(tiny_model_dir("bert"), device="cpu")
@@ -162,13 +162,13 @@ def test_pruning_masks_page_switches_a_mask_on_and_off(monkeypatch, tiny_model_d
 
 
 def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_dir, tmp_path):
-    from bias_lab.attribution import IG2Settings
+    from bias_lab.neurons import IG2Settings
     from bias_lab.evaluation import evaluate
     from bias_lab.evaluation.record import record_evaluation
-    from bias_lab.ig2_run import run_ig2
+    from bias_lab.neurons.run import run_ig2
     from bias_lab.interventions import InterventionSpec, NeuronEdit
     from bias_lab.models import load_model
-    from bias_lab.prompts import ig2_prompts
+    from bias_lab.neurons.prompts import ig2_prompts
 
     from .test_evaluation import STEREOSET
 
@@ -179,7 +179,7 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
                 IG2Settings(steps=3))
     app = AppTest.from_file(str(ROOT / "pages" / "6_Compare.py"), default_timeout=120).run()
     assert not app.exception and not app.error
-    from bias_lab.ig2_run import load_ig2_run
+    from bias_lab.neurons.run import load_ig2_run
     from bias_lab.neurons import select_bias_neurons
 
     sets = []
@@ -242,7 +242,7 @@ def test_bias_neurons_page_cancel_leaves_a_resumable_run(monkeypatch, tiny_model
     from bias_lab.errors import Cancelled
     from bias_lab.store import RunStore
 
-    import bias_lab.ig2_run as ig2_run
+    import bias_lab.neurons.run as ig2_run
 
     real = ig2_run.attribute_ig2
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bias_lab import ig2_run
+from bias_lab.neurons import run as ig2_run
 from bias_lab.cli import main
 from bias_lab.store import RunStore
 

@@ -13,7 +13,7 @@ from bias_lab.heads.metrics import HeadMetric, bias_metric, mlm_loss, perplexity
 from bias_lab.heads.selection import (baseline, effect_correlations, fasp, fasp_grid_sets, grid_matrix, head_magnitudes,
                                       pruned_spec)
 from bias_lab.models import load_model
-from bias_lab.prompts import ig2_prompts
+from bias_lab.neurons.prompts import ig2_prompts
 
 from .conftest import ALL_FAMILIES, shared_path
 from .planting import plant_bias_head
@@ -69,7 +69,7 @@ def test_cached_prefix_scoring_equals_full_forward_scoring(tiny_model_dir, famil
 
 @pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])
 def test_planted_head_is_ranked_first_and_ablating_it_removes_the_effect(tiny_model_dir, family):
-    from bias_lab.prompts import prepare_prompts
+    from bias_lab.neurons.prompts import prepare_prompts
 
     loaded = load_model(tiny_model_dir(family), device="cpu")
     prompts = ig2_prompts("gender", "N", "female", "male", limit_modifiers=2)

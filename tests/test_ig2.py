@@ -3,12 +3,12 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from bias_lab.attribution import METHODS, IG2Settings, attribute_ig2, integration_points
+from bias_lab.neurons import METHODS, IG2Settings, attribute_ig2, integration_points
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec, NeuronEdit
 from bias_lab.models import load_model
 from bias_lab.neurons import gaps, neuron_spec
-from bias_lab.prompts import Prompt, ig2_prompts, prepare_prompts
+from bias_lab.neurons.prompts import Prompt, ig2_prompts, prepare_prompts
 
 from .conftest import MASKED_FAMILIES
 from .planting import plant_bias_neuron
@@ -194,7 +194,7 @@ def test_causal_models_are_refused(tiny_loaded):
 
 
 def test_out_of_memory_halves_the_group_and_then_gives_up_clearly(tiny_loaded, monkeypatch):
-    from bias_lab.attribution import ig2
+    from bias_lab.neurons import ig2
 
     loaded = tiny_loaded("bert")
     prepared = prepare_prompts(loaded, ig2_prompts("gender", "N", "female", "male", limit_modifiers=2)).prompts

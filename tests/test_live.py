@@ -3,7 +3,7 @@ import torch
 
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec, NeuronEdit
-from bias_lab.live import parse_neurons, predict_mask
+from bias_lab.neurons.live import parse_neurons, predict_mask
 
 
 def test_prediction_matches_a_forward_pass(tiny_loaded):

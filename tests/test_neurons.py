@@ -2,13 +2,13 @@ import pandas as pd
 import pytest
 import torch
 
-from bias_lab.attribution import IG2Settings, attribute_ig2
+from bias_lab.neurons import IG2Settings, attribute_ig2
 from bias_lab.errors import BiasLabError
 from bias_lab.models import load_model
 from bias_lab.neurons import (SelectionSettings, compare_layer_distributions, gaps, intersection_statistics,
                               neuron_spec, neurons_per_dimension, neurons_per_layer, select_bias_neurons, union_ig,
                               verify_neurons)
-from bias_lab.prompts import ig2_prompts, prepare_prompts
+from bias_lab.neurons.prompts import ig2_prompts, prepare_prompts
 
 from .planting import plant_bias_neuron
 

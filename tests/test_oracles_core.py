@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bias_lab.neurons import gaps
-from bias_lab.prompts import Prompt, prepare_prompts
+from bias_lab.neurons.prompts import Prompt, prepare_prompts
 
 TEXTS = ["the [MASK] is here .", "a [MASK] works at the old bank today ."]
 

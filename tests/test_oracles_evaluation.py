@@ -21,7 +21,7 @@ from bias_lab.evaluation.results import EvalResult
 from bias_lab.evaluation.seat import embed
 from bias_lab.heads.metrics import bias_metric, perf_metric
 from bias_lab.models import load_model
-from bias_lab.prompts import Prompt
+from bias_lab.neurons.prompts import Prompt
 
 from .conftest import shared_path
 

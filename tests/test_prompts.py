@@ -1,7 +1,7 @@
 import pytest
 
 from bias_lab.errors import BiasLabError
-from bias_lab.prompts import (DIMENSIONS, MODIFIER_TYPES, TEMPLATES, UNFAIR_TARGETS, Prompt, builtin_modifiers,
+from bias_lab.neurons.prompts import (DIMENSIONS, MODIFIER_TYPES, TEMPLATES, UNFAIR_TARGETS, Prompt, builtin_modifiers,
                               comparative, ig2_prompts, load_prompt_file, load_source_dir, prepare_prompts, superlative)
 
 from .conftest import shared_path

@@ -87,7 +87,7 @@ def _metrics(args, loaded):
     from ..data import load_text
     from ..evaluation import load_benchmark_data
     from ..heads.metrics import bias_metric, check_metric_kind, perf_metric
-    from ..prompts import load_prompt_file
+    from ..neurons.prompts import load_prompt_file
 
     check_metric_kind(loaded, args.perf, label="--perf")
     if args.bias:

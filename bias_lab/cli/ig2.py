@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..attribution import ENGINES, METHODS, TARGETS, IG2Settings
+from ..neurons import ENGINES, METHODS, TARGETS, IG2Settings
 from ..errors import BiasLabError
 from ..progress import TqdmProgress
-from ..prompts import MODIFIER_TYPES, builtin_source, ig2_prompts, load_prompt_file, load_source_dir
+from ..neurons.prompts import MODIFIER_TYPES, builtin_source, ig2_prompts, load_prompt_file, load_source_dir
 from .common import add_model_arguments, model_from_args, require_kind
 
 MASKED_ONLY = "load a masked LM such as bert-base-uncased (IG2 compares the demographics' probabilities at [MASK])"
@@ -90,7 +90,7 @@ def _positive(name: str, value: int | None) -> None:
 
 
 def run_ig2_command(args) -> int:
-    from ..ig2_run import run_ig2
+    from ..neurons.run import run_ig2
 
     _positive("limit", args.limit)
     _positive("batch-size", args.batch_size)
@@ -104,7 +104,7 @@ def run_ig2_command(args) -> int:
         description["limit"] = args.limit
     loaded = model_from_args(args)
     require_kind(loaded, ("masked",), "ig2", MASKED_ONLY)
-    from ..prompts import prepare_prompts
+    from ..neurons.prompts import prepare_prompts
 
     skipped = prepare_prompts(loaded, prompts)
     if skipped.skipped:
@@ -162,7 +162,7 @@ def _check_union_targets(args, result, other) -> None:
 
 
 def bias_neurons_command(args) -> int:
-    from ..ig2_run import load_ig2_run
+    from ..neurons.run import load_ig2_run
     from ..neurons import (SelectionSettings, intersection_statistics, neuron_spec, neurons_per_dimension,
                            neurons_per_layer, select_bias_neurons, union_ig)
     from ..store import write_json_atomic
@@ -275,10 +275,10 @@ def compare_command(args) -> int:
 
 
 def verify_command(args) -> int:
-    from ..ig2_run import load_ig2_run
+    from ..neurons.run import load_ig2_run
     from ..models import load_model
     from ..neurons import verify_neurons
-    from ..prompts import Prompt, prepare_prompts
+    from ..neurons.prompts import Prompt, prepare_prompts
 
     _positive("draws", args.draws)
     args.run = _run_folder(args.run)

@@ -16,7 +16,8 @@ import torch
 from ..errors import BiasLabError
 from ..progress import report
 from ..forward import model_max_length
-from .scoring import MaskedQuery, _log_softmax, masked_log_probs
+from ..forward import log_softmax
+from .scoring import MaskedQuery, masked_log_probs
 
 
 def causal_perplexity(loaded, texts: list[str], *, max_length: int | None = None, stride: int | None = None,
@@ -41,7 +42,7 @@ def causal_perplexity(loaded, texts: list[str], *, max_length: int | None = None
             first_target = max(previous_end, begin + 1)
             if first_target < end:
                 window = ids[begin:end][None]
-                log_probs = _log_softmax(loaded.model(input_ids=window).logits[0])
+                log_probs = log_softmax(loaded.model(input_ids=window).logits[0])
                 targets = ids[first_target:end]
                 predicted = log_probs[first_target - begin - 1:end - begin - 1].gather(1, targets[:, None])[:, 0]
                 nll = float(-predicted.double().sum())

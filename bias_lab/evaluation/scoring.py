@@ -11,15 +11,14 @@ pattern of the original evaluation scripts — for benchmarks and equality tests
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import torch
 
-from ..forward import check_input_lengths, head_at_positions
+from ..batching import length_batches, padded_inputs
+from ..forward import check_input_lengths, head_at_positions, log_softmax
 from ..progress import CancelToken, report
-
-CPU_TOKENS_PER_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -35,43 +34,6 @@ class CausalQuery:
     continuation: tuple[int, ...]
 
 
-def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    return logits.to(torch.promote_types(logits.dtype, torch.float32)).log_softmax(dim=-1)
-
-
-def _pad_id(loaded) -> int:
-    pad = loaded.tokenizer.pad_token_id
-    return int(pad if pad is not None else 0)
-
-
-def _batches(lengths: list[int], batch_size: int | None, device: torch.device) -> Iterable[list[int]]:
-    """Indices sorted by length, cut into batches of ``batch_size`` sequences (default: a token budget)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batch: list[int] = []
-    for index in order:
-        if batch_size is not None:
-            full = len(batch) >= batch_size
-        else:
-            budget = CPU_TOKENS_PER_BATCH * (8 if device.type == "cuda" else 1)
-            full = bool(batch) and (len(batch) + 1) * lengths[index] > budget
-        if full:
-            yield batch
-            batch = []
-        batch.append(index)
-    if batch:
-        yield batch
-
-
-def _padded(loaded, sequences: list[tuple[int, ...]]) -> dict[str, torch.Tensor]:
-    longest = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), longest), _pad_id(loaded), dtype=torch.long)
-    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        ids[row, : len(sequence)] = torch.tensor(sequence)
-        mask[row, : len(sequence)] = 1
-    return {"input_ids": ids.to(loaded.device), "attention_mask": mask.to(loaded.device)}
-
-
 def masked_log_probs(loaded, queries: list[MaskedQuery], *, batch_size: int | None = None, naive: bool = False,
                      progress: Callable | None = None, cancel: CancelToken | None = None) -> np.ndarray:
     """log P(query.target) at query.position of query.input_ids, float64 [len(queries)]."""
@@ -85,7 +47,7 @@ def masked_log_probs(loaded, queries: list[MaskedQuery], *, batch_size: int | No
                     cancel.check()
                 ids = torch.tensor([query.input_ids], device=loaded.device)
                 logits = model(input_ids=ids).logits[0, query.position]
-                result[number] = float(_log_softmax(logits)[query.target])
+                result[number] = float(log_softmax(logits)[query.target])
                 report(progress, number + 1, len(queries))
             return result
         unique: dict[tuple[tuple[int, ...], int], list[int]] = {}
@@ -93,13 +55,13 @@ def masked_log_probs(loaded, queries: list[MaskedQuery], *, batch_size: int | No
             unique.setdefault((query.input_ids, query.position), []).append(number)
         keys = list(unique)
         done = 0
-        for batch in _batches([len(k[0]) for k in keys], batch_size, loaded.device):
+        for batch in length_batches([len(k[0]) for k in keys], batch_size, loaded.device):
             if cancel is not None:
                 cancel.check()
-            inputs = _padded(loaded, [keys[i][0] for i in batch])
+            inputs = padded_inputs(loaded, [keys[i][0] for i in batch])
             positions = torch.tensor([keys[i][1] for i in batch], device=loaded.device)
             with head_at_positions(loaded, lambda: positions):
-                log_probs = _log_softmax(model(**inputs).logits[:, 0])
+                log_probs = log_softmax(model(**inputs).logits[:, 0])
             for row, key_index in enumerate(batch):
                 members = unique[keys[key_index]]
                 targets = torch.tensor([queries[m].target for m in members], device=log_probs.device)
@@ -117,8 +79,8 @@ def causal_log_probs(loaded, queries: list[CausalQuery], *, batch_size: int | No
     check_input_lengths(loaded, (len(q.context) + len(q.continuation) for q in queries), "a scored sentence")
 
     def score(rows: list[int], sequences: list[tuple[int, ...]]):
-        inputs = _padded(loaded, sequences)
-        log_probs = _log_softmax(model(**inputs).logits)
+        inputs = padded_inputs(loaded, sequences)
+        log_probs = log_softmax(model(**inputs).logits)
         for row, number in enumerate(rows):
             query = queries[number]
             start = len(query.context)
@@ -139,7 +101,7 @@ def causal_log_probs(loaded, queries: list[CausalQuery], *, batch_size: int | No
             unique.setdefault(query.context + query.continuation, []).append(number)
         keys = list(unique)
         done = 0
-        for batch in _batches([len(k) for k in keys], batch_size, loaded.device):
+        for batch in length_batches([len(k) for k in keys], batch_size, loaded.device):
             if cancel is not None:
                 cancel.check()
             representatives = [unique[keys[i]][0] for i in batch]

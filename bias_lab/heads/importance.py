@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 
 from ..errors import BiasLabError
-from ..evaluation.scoring import _batches, _log_softmax, _padded
+from ..batching import length_batches, padded_inputs
+from ..forward import log_softmax
 from ..forward import frozen_parameters
 from ..interventions import HeadAblation, InterventionSpec, intervene
 from ..progress import report
@@ -40,9 +41,9 @@ def _losses(loaded, texts: list[str], batch_size: int | None, seed: int):
         raise BiasLabError(f"head importance needs a masked or causal LM; {loaded.source!r} is {loaded.kind!r}")
     sequences = [tuple(loaded.tokenizer(t, truncation=True, max_length=128)["input_ids"]) for t in texts]
     sequences = [s for s in sequences if len(s) > 1]
-    for batch in _batches([len(s) for s in sequences], batch_size, loaded.device):
-        inputs = _padded(loaded, [sequences[i] for i in batch])
-        log_probs = _log_softmax(loaded.model(**inputs).logits[:, :-1])
+    for batch in length_batches([len(s) for s in sequences], batch_size, loaded.device):
+        inputs = padded_inputs(loaded, [sequences[i] for i in batch])
+        log_probs = log_softmax(loaded.model(**inputs).logits[:, :-1])
         targets = inputs["input_ids"][:, 1:]
         valid = inputs["attention_mask"][:, 1:].bool()
         yield -log_probs.gather(2, targets[..., None])[..., 0][valid].mean()

@@ -11,7 +11,8 @@ import torch
 
 from ..errors import BiasLabError
 from ..forward import head_at_positions
-from ..evaluation.scoring import _batches, _log_softmax, _padded
+from ..batching import length_batches, padded_inputs
+from ..forward import log_softmax
 from ..models import KIND_NAMES
 
 PERF_METRICS = ("mlm-loss", "perplexity", "stereoset-lms")
@@ -90,8 +91,8 @@ def mlm_items(loaded, texts: list[str], *, seed: int = 0, rate: float = 0.15, ma
 def mlm_log_probs(loaded, items, batch_size: int | None = None):
     """Yield, per batch, the log-probabilities of the masked tokens [rows, k] and their validity
     mask (inside autograd if the caller enables it)."""
-    for batch in _batches([len(item[0]) for item in items], batch_size, loaded.device):
-        inputs = _padded(loaded, [items[i][0] for i in batch])
+    for batch in length_batches([len(item[0]) for item in items], batch_size, loaded.device):
+        inputs = padded_inputs(loaded, [items[i][0] for i in batch])
         width = max(len(items[i][1]) for i in batch)
         positions = torch.zeros((len(batch), width), dtype=torch.long, device=loaded.device)
         targets = torch.zeros_like(positions)
@@ -102,7 +103,7 @@ def mlm_log_probs(loaded, items, batch_size: int | None = None):
             targets[row, : len(chosen)] = torch.tensor(labels)
             valid[row, : len(chosen)] = True
         with head_at_positions(loaded, lambda: positions):
-            log_probs = _log_softmax(loaded.model(**inputs).logits)
+            log_probs = log_softmax(loaded.model(**inputs).logits)
         yield log_probs.gather(2, targets[..., None])[..., 0], valid
 
 
@@ -148,7 +149,7 @@ def bias_metric(loaded, name: str, data, **options) -> HeadMetric:
         return _reduced("winobias", data, lambda s: abs(s["overall"]["preference"] - 50), **options)
     if name == "ig2-gap":
         from ..neurons import gaps
-        from ..prompts import prepare_prompts
+        from ..neurons.prompts import prepare_prompts
 
         prepared = prepare_prompts(loaded, data).prompts
         if not prepared:

@@ -131,7 +131,7 @@ MUTATIONS = [
         (IG2_GAP,),
         "the ig2-gap metric sums the gaps (grows with the number of prompts)"),
     Mutation(
-        "neurons-gap-signed", "bias_lab/neurons.py",
+        "neurons-gap-signed", "bias_lab/neurons/verification.py",
         "return (probabilities[:, 0] - probabilities[:, 1]).abs()",
         "return probabilities[:, 0] - probabilities[:, 1]",
         (IG2_GAP,),

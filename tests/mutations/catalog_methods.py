@@ -48,7 +48,7 @@ MUTATIONS = [
              "result[start:start + len(rows)] = probabilities.gather(1, ids).double().cpu()",
              (T + "test_mask_probabilities_rows_follow_the_prompts_order",),
              "rows come back in length order, not in the prompts' order"),
-    Mutation("ig2-mean-score-over-all-juts", "bias_lab/neurons.py",
+    Mutation("ig2-mean-score-over-all-juts", "bias_lab/neurons/selection.py",
              "jut_scores = scores[torch.as_tensor(in_jut)].float().mean(dim=0).reshape(-1)",
              "jut_scores = scores.float().mean(dim=0).reshape(-1)",
              (T + "test_mean_score_is_the_mean_over_the_juts_own_prompts",),

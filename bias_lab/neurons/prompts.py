@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .errors import BiasLabError
+from ..errors import BiasLabError
 
 MASK = "[MASK]"
 DIMENSION_SLOT = "[Demographic_Dimension]"
@@ -214,7 +214,7 @@ def ig2_prompts(dimension: str, modifier_type: str, d1: str, d2: str, *, source:
 
 def load_prompt_file(path: str | Path) -> list[Prompt]:
     """Custom prompts, one JSON object per line: {"id", "prompt" (with [MASK]), "pair": [d1, d2]}."""
-    from .data.common import read_jsonl
+    from ..data.common import read_jsonl
 
     path = Path(path)
     prompts, seen = [], set()

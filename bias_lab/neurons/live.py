@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from .errors import BiasLabError
-from .forward import head_at_positions, softmax
-from .interventions import InterventionSpec, intervene
-from .models import kind_phrase
+from ..errors import BiasLabError
+from ..forward import head_at_positions, softmax
+from ..interventions import InterventionSpec, intervene
+from ..models import kind_phrase
 from .prompts import MASK, Prompt, mask_count, prepare_prompts
 
 
@@ -61,7 +61,7 @@ def predict_mask(loaded, prompt: str, d1: str, d2: str, spec: InterventionSpec |
 
 def parse_neurons(text: str, scale: float = 0.0) -> InterventionSpec:
     """'3:17, 11:2040' → neuron edits (layer:neuron) at the mask with ``scale``."""
-    from .interventions import NeuronEdit
+    from ..interventions import NeuronEdit
 
     edits = []
     for part in [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]:

@@ -16,12 +16,12 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .attribution import IG2Settings, attribute_ig2
-from .errors import BiasLabError
-from .progress import CancelToken, report
+from .ig2 import IG2Settings, attribute_ig2
+from ..errors import BiasLabError
+from ..progress import CancelToken, report
 from .prompts import Prompt, prepare_prompts
-from .provenance import provenance
-from .store import RunStore, write_json_atomic, write_parquet_atomic, write_safetensors_atomic
+from ..provenance import provenance
+from ..store import RunStore, write_json_atomic, write_parquet_atomic, write_safetensors_atomic
 
 PROMPT_COLUMNS = ("id", "prompt", "d1", "d2", "dimension", "modifier_type", "modifier", "template")
 

@@ -25,7 +25,7 @@ from ..families import linear_part
 from ..forward import (expand_batch, frozen_parameters, head_at_positions, mask_positions, softmax, start_at_layer,
                        tokenize)
 from ..progress import CancelToken, report
-from ..prompts import PreparedPrompt, Prompt
+from .prompts import PreparedPrompt, Prompt
 from .steps import integration_points
 
 TARGETS = ("abs", "signed", "d1", "d2")
