@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from bias_lab.metrics import BENCHMARKS, either
 from ui.shell import sidebar
 
 st.set_page_config(page_title="bias lab", page_icon="⚖️", layout="wide")
@@ -26,7 +27,7 @@ st.markdown(
     "prune; ablate a head live.\n"
     "- **Pruning masks** — masks learned with frozen weights: densities per layer, surviving heads, and a switch "
     "that puts a mask on the live model.\n"
-    "- **Evaluate** — StereoSet, CrowS-Pairs, SEAT, WinoBias or perplexity before and after the active intervention.\n"
+    f"- **Evaluate** — {either(b.title for b in BENCHMARKS.values())} before and after the active intervention.\n"
     "- **Compare** — two runs side by side: bias neurons per layer (migration), their overlap, head-score correlation.\n"
     "- **Trade-off** — every stored evaluation as performance vs bias, by method, with the Pareto front.\n"
     "- **Runs** — every stored computation with its status, config and summary."

@@ -19,7 +19,7 @@ from common import SHARED, bench_parser, check_close, check_equal, load_bench_mo
 
 from bias_lab.data import load_text
 from bias_lab.heads.ablation import score_heads
-from bias_lab.heads.metrics import mlm_loss
+from bias_lab.heads.metrics import perf_metric
 
 
 # Tolerance of the checks against the naive loop. The metrics are float32 losses summed in another
@@ -64,7 +64,7 @@ def main() -> None:
         from bias_lab.tiny import tiny_corpus
 
         texts = [" ".join(tiny_corpus(1)[i:i + 4]) for i in range(0, 4 * args.texts, 4)]
-    metric = mlm_loss(loaded, texts, max_length=64)
+    metric = perf_metric(loaded, "mlm-loss", texts, max_length=64)
     heads = loaded.num_layers * loaded.num_heads
     print(machine_line(loaded.device))
     print(f"model: BERT-base shape, random weights; {heads} heads; mlm-loss on "

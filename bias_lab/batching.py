@@ -3,14 +3,17 @@ cut by a token budget (larger on a GPU) or a fixed size, padded on the right wit
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import torch
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 CPU_TOKENS_PER_BATCH = 4096
 
 
-def pad_id(loaded) -> int:
+def pad_id(loaded: LoadedModel) -> int:
     pad = loaded.tokenizer.pad_token_id
     return int(pad if pad is not None else 0)
 
@@ -33,7 +36,7 @@ def length_batches(lengths: list[int], batch_size: int | None, device: torch.dev
         yield batch
 
 
-def padded_inputs(loaded, sequences: list[tuple[int, ...]]) -> dict[str, torch.Tensor]:
+def padded_inputs(loaded: LoadedModel, sequences: list[tuple[int, ...]]) -> dict[str, torch.Tensor]:
     """Token id sequences as one right-padded batch on the model's device."""
     longest = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), longest), pad_id(loaded), dtype=torch.long)

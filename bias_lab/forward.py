@@ -4,16 +4,19 @@ LM head only where it is read, and read probabilities at the mask in batches."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 from torch import nn
 
 from .families import _get_submodule
 
+if TYPE_CHECKING:
+    from .models import LoadedModel
+
 
 @contextmanager
-def start_at_layer(loaded, start: int, replace_input: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+def start_at_layer(loaded: LoadedModel, start: int, replace_input: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
     """Run the model from layer ``start`` on: the layers below are taken out of the stack and the
     hidden states entering layer ``start`` come from ``replace_input(embeddings)`` (normally cached
     hidden states). The model's own forward still builds attention masks and position embeddings,
@@ -49,7 +52,7 @@ def start_at_layer(loaded, start: int, replace_input: Callable[[torch.Tensor], t
 
 
 @contextmanager
-def head_at_positions(loaded, positions: Callable[[], torch.Tensor]) -> Iterator[None]:
+def head_at_positions(loaded: LoadedModel, positions: Callable[[], torch.Tensor]) -> Iterator[None]:
     """Keep only the read positions of the base model's output — ``positions()`` is a LongTensor
     [batch] (logits come back [batch, 1, vocab]) or [batch, k] ([batch, k, vocab]) — so the LM head,
     the most expensive matrix of a BERT-base forward, runs only where it is read."""
@@ -98,7 +101,7 @@ def log_softmax(logits: torch.Tensor) -> torch.Tensor:
     return _at_least_float32(logits).log_softmax(dim=-1)
 
 
-def tokenize(loaded, texts: list[str]) -> dict[str, torch.Tensor]:
+def tokenize(loaded: LoadedModel, texts: list[str]) -> dict[str, torch.Tensor]:
     """Pad on the right to the longest text of this batch only; move to the model's device. Right
     padding whatever the checkpoint's tokenizer says: positions then count from each text's start,
     which scoring and pooling rely on (a left-padded causal LM would shift every position)."""
@@ -106,12 +109,12 @@ def tokenize(loaded, texts: list[str]) -> dict[str, torch.Tensor]:
     return {key: value.to(loaded.device) for key, value in batch.items() if key in ("input_ids", "attention_mask")}
 
 
-def mask_positions(loaded, input_ids: torch.Tensor) -> torch.Tensor:
+def mask_positions(loaded: LoadedModel, input_ids: torch.Tensor) -> torch.Tensor:
     """Index of the (single) mask token of each row."""
     return (input_ids == loaded.mask_token_id).int().argmax(dim=1)
 
 
-def mask_probabilities(loaded, texts: list[str], token_ids: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+def mask_probabilities(loaded: LoadedModel, texts: list[str], token_ids: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
     """P(token_ids[i, c]) at the mask of ``texts[i]``: float64 [len(texts), columns].
 
     Texts are sorted by length so batches carry little padding; the LM head runs at the mask only."""
@@ -144,17 +147,18 @@ def expand_batch(value, index: torch.Tensor, base: int):
     return value
 
 
-def model_max_length(loaded) -> int:
-    """How many token positions the model can read (RoBERTa's position table has two reserved rows)."""
+def model_max_length(loaded: LoadedModel) -> int:
+    """How many token positions the model can read (less the rows its family reserves, see
+    ``Family.position_offset``)."""
     config = loaded.model.config
     for name in ("n_positions", "max_position_embeddings"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
-            return value - (2 if loaded.family == "roberta" else 0)
+            return value - loaded.adapter.family.position_offset
     return 512
 
 
-def check_input_lengths(loaded, lengths, what: str = "an input") -> None:
+def check_input_lengths(loaded: LoadedModel, lengths, what: str = "an input") -> None:
     """Refuse, in one line, inputs longer than the model's positions (they would crash deep inside
     the model or be silently wrong)."""
     longest, limit = max(lengths, default=0), model_max_length(loaded)
@@ -163,3 +167,26 @@ def check_input_lengths(loaded, lengths, what: str = "an input") -> None:
 
         raise BiasLabError(f"{what} is {longest} tokens long, more than the {limit} positions of {loaded.source!r}: "
                            "shorten or drop it (or use a model with more positions)")
+
+
+def input_ids_of(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The token ids a model (or its base model) was called with, given as keyword or first argument."""
+    input_ids = kwargs.get("input_ids")
+    if input_ids is None and args and isinstance(args[0], torch.Tensor) and not args[0].is_floating_point():
+        input_ids = args[0]
+    return input_ids
+
+
+def head_columns(per_head: torch.Tensor, head_size: int) -> torch.Tensor:
+    """Per-head weights [..., heads] as weights of the attention output's input columns [..., heads × size]."""
+    return per_head.repeat_interleave(head_size, dim=-1)
+
+
+def scaling_pre_hook(factor_of: Callable[[torch.Tensor], torch.Tensor]):
+    """A forward pre-hook multiplying a projection's input by ``factor_of(input)`` (broadcast): how
+    heads are ablated, gated or scaled on the attention output projection's input."""
+    def hook(module, args):
+        hidden = args[0]
+        return (hidden * factor_of(hidden),) + tuple(args[1:])
+
+    return hook

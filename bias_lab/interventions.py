@@ -12,11 +12,15 @@ import json
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
 from .errors import InterventionError
+from .forward import head_columns, input_ids_of, scaling_pre_hook
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 POSITIONS = ("mask", "last", "all")
 
@@ -150,7 +154,7 @@ class InterventionSpec:
         except InterventionError as error:
             raise InterventionError(f"{path}: {error}") from None
 
-    def validate(self, loaded) -> None:
+    def validate(self, loaded: LoadedModel) -> None:
         """Raise if any edit names a layer, neuron or head the model does not have."""
         layers, neurons, heads = loaded.num_layers, loaded.ffn_width, loaded.num_heads
         for edit in self.neurons:
@@ -182,20 +186,14 @@ class _PositionTracker:
         self.mask_token_id = mask_token_id
         self.input_ids: torch.Tensor | None = None
         self.attention_mask: torch.Tensor | None = None
-        self.override: torch.Tensor | None = None
 
     def __call__(self, module, args, kwargs):
-        input_ids = kwargs.get("input_ids")
-        if input_ids is None and args and isinstance(args[0], torch.Tensor) and not args[0].is_floating_point():
-            input_ids = args[0]
-        self.input_ids = input_ids
+        self.input_ids = input_ids_of(args, kwargs)
         self.attention_mask = kwargs.get("attention_mask")
         return None
 
     def selector(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
         """Boolean [batch, seq] of positions to edit."""
-        if self.override is not None:
-            return self.override.to(device)
         if self.input_ids is None:
             raise InterventionError(
                 f"position {self.position!r} needs the model to be called with input_ids; use position 'all'"
@@ -252,10 +250,6 @@ class ActiveIntervention:
         """How many (token, layer) positions the neuron edits have scaled so far (0: they did nothing)."""
         return int(self._edited)
 
-    def set_positions(self, selector: torch.Tensor | None) -> None:
-        """Edit these [batch, seq] positions instead of the ones the spec's position rule finds."""
-        self.tracker.override = selector
-
     def _neuron_scales(self) -> dict[int, torch.Tensor]:
         scales: dict[int, torch.Tensor] = {}
         for edit in self.spec.neurons:
@@ -264,12 +258,10 @@ class ActiveIntervention:
         return scales
 
     def _head_keep(self) -> dict[int, torch.Tensor]:
-        size = self.loaded.head_size
-        keep: dict[int, torch.Tensor] = {}
+        per_head: dict[int, torch.Tensor] = {}
         for ablation in self.spec.heads:
-            vector = keep.setdefault(ablation.layer, torch.ones(self.loaded.num_heads * size))
-            vector[ablation.head * size:(ablation.head + 1) * size] = 0.0
-        return keep
+            per_head.setdefault(ablation.layer, torch.ones(self.loaded.num_heads))[ablation.head] = 0.0
+        return {layer: head_columns(weights, self.loaded.head_size) for layer, weights in per_head.items()}
 
     def _neuron_hook(self, scales: torch.Tensor):
         position = self.spec.position
@@ -278,7 +270,7 @@ class ActiveIntervention:
         def hook(module, args):
             hidden = args[0]
             factor = scales.to(device=hidden.device, dtype=hidden.dtype)
-            if position != "all" or tracker.override is not None:
+            if position != "all":
                 selected = tracker.selector(hidden.shape, hidden.device)
                 factor = torch.where(selected[..., None], factor, torch.ones_like(factor))
                 self._edited = self._edited + selected.sum()
@@ -290,15 +282,11 @@ class ActiveIntervention:
 
     @staticmethod
     def _head_hook(keep: torch.Tensor):
-        def hook(module, args):
-            hidden = args[0]
-            return (hidden * keep.to(device=hidden.device, dtype=hidden.dtype),) + tuple(args[1:])
-
-        return hook
+        return scaling_pre_hook(lambda hidden: keep.to(device=hidden.device, dtype=hidden.dtype))
 
 
 @contextmanager
-def intervene(loaded, spec: InterventionSpec | dict | None) -> Iterator[ActiveIntervention | None]:
+def intervene(loaded: LoadedModel, spec: InterventionSpec | dict | None) -> Iterator[ActiveIntervention | None]:
     """Apply ``spec`` to ``loaded`` for the duration of the block; hooks are removed on any exit."""
     if spec is None:
         yield None
@@ -312,6 +300,6 @@ def intervene(loaded, spec: InterventionSpec | dict | None) -> Iterator[ActiveIn
         active.remove()
 
 
-def hook_count(loaded) -> int:
+def hook_count(loaded: LoadedModel) -> int:
     """Number of forward pre-hooks on the model (for checking that interventions clean up)."""
     return sum(len(module._forward_pre_hooks) for module in loaded.model.modules())

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .pruning.masks import overall_density
+
 TITLE_WIDTH = 60  # characters per title line: wider titles wrap (<br>) instead of being cut off
 
 
@@ -134,8 +136,7 @@ def density_bars(tables: dict[str, pd.DataFrame], title: str = "Weights kept per
     figure = go.Figure()
     layers = []
     for name, table in tables.items():
-        per_layer = table.groupby("layer").apply(lambda t: 100.0 * t["kept"].sum() / t["total"].sum(),
-                                                 include_groups=False)
+        per_layer = table.groupby("layer").apply(overall_density, include_groups=False)
         layers.extend(per_layer.index)
         figure.add_bar(x=per_layer.index, y=per_layer.values, name=name)
     _layout(figure, title, x_label, y_label, 360, barmode="group")
@@ -169,3 +170,59 @@ def tradeoff_scatter(points: pd.DataFrame, x: str, y: str, color: str, hover: st
                        hovertemplate="Pareto front<br>" + x_name + " %{x:.3f}<br>" + y_name + " %{y:.3f}<extra></extra>")
     _layout(figure, title, x_name, y_name, 420)
     return figure
+
+
+def gap_before_after(before: float, after: float, title: str = "Demographic gap at the mask, before and after", *,
+                     x_label: str = "model", y_label: str = "|P(d1) − P(d2)| (probability)") -> go.Figure:
+    """Two bars: the gap of the model as loaded and under the intervention."""
+    figure = go.Figure(go.Bar(x=["before", "after"], y=[before, after], marker_color=["#888", "#d62728"]))
+    _layout(figure, title, x_label, y_label, 320)
+    return figure
+
+
+def iterative_pruning_curve(curve: pd.DataFrame, title: str = "Iterative pruning: performance and bias per step", *,
+                            perf_label: str = "performance", bias_label: str = "bias",
+                            x_label: str = "heads pruned (count)") -> go.Figure:
+    """Performance (left axis) and, where the curve has it, bias (right axis) after each pruning step."""
+    figure = go.Figure()
+    figure.add_scatter(x=curve["pruned"], y=curve["perf"], name="performance", mode="lines+markers")
+    if "bias" in curve and curve["bias"].notna().any():
+        figure.add_scatter(x=curve["pruned"], y=curve["bias"], name="bias", mode="lines+markers", yaxis="y2")
+    _layout(figure, title, x_label, perf_label, 360,
+            yaxis2={"title": bias_label, "overlaying": "y", "side": "right", "exponentformat": "e"})
+    return figure
+
+
+def _before_after_bars(series: dict[str, dict[str, float]], title: str, x_label: str, y_label: str) -> go.Figure:
+    figure = go.Figure()
+    for name, values in series.items():
+        figure.add_bar(x=list(values), y=list(values.values()), name=name)
+    _layout(figure, title, x_label, y_label, 380, barmode="group")
+    return figure
+
+
+def stereoset_domains(summaries: dict[str, dict], title: str = "StereoSet SS per domain", *,
+                      x_label: str = "domain", y_label: str = "SS (%)") -> go.Figure:
+    """SS of each domain (intrasentence), one bar group per summary (e.g. before, after), and the
+    unbiased 50 as a dashed line."""
+    series = {name: {domain: values["ss"] for domain, values in summary["intrasentence"].items() if domain != "overall"}
+              for name, summary in summaries.items()}
+    figure = _before_after_bars(series, title, x_label, y_label)
+    figure.add_hline(y=50, line_dash="dash", annotation_text="unbiased (SS 50)")
+    return figure
+
+
+def seat_effect_sizes(summaries: dict[str, dict], title: str = "SEAT effect size per test", *,
+                      x_label: str = "test", y_label: str = "effect size (d)") -> go.Figure:
+    """The effect size of each SEAT test, one bar group per summary (e.g. before, after)."""
+    series = {name: {test: values["effect_size"] for test, values in summary["tests"].items()}
+              for name, summary in summaries.items()}
+    return _before_after_bars(series, title, x_label, y_label)
+
+
+def tradeoff_runs(points: pd.DataFrame, title: str, *, x_label: str, y_label: str) -> go.Figure:
+    """:func:`tradeoff_scatter` of stored evaluations (``tradeoff_points``): performance vs bias by
+    method; hovering a point names its run, model and data."""
+    labels = points["run"].astype(str) + " · " + points["model"].astype(str) + " · " + points["data"].astype(str)
+    return tradeoff_scatter(points.assign(label=labels), "performance", "bias", "method", "label", title=title,
+                            x_label=x_label, y_label=y_label)

@@ -7,17 +7,9 @@ A long function takes ``progress`` — a callable ``progress(done, total, messag
 from __future__ import annotations
 
 import threading
-from typing import Callable, Protocol
+from typing import Callable
 
 from .errors import Cancelled
-
-
-class ProgressCallback(Protocol):
-    def __call__(self, done: int, total: int, message: str = "") -> None: ...
-
-
-def no_progress(done: int, total: int, message: str = "") -> None:
-    return None
 
 
 class CancelToken:

@@ -52,7 +52,8 @@ def _ig2(record) -> str:
 
 
 def _evaluate(record) -> str:
-    from .evaluation.record import data_label, headline_text
+    from .evaluation.record import data_label
+    from .metrics import headline_text
 
     config = record.config
     benchmark = config.get("benchmark", "?")

@@ -1,10 +1,11 @@
 """Tiny randomly initialised models of every family, built offline.
 
 Tests, benchmarks and demos use them instead of downloading checkpoints. Each is saved with
-``save_pretrained`` so loading it goes through exactly the code path of a real checkpoint.
-BERT-style models use a WordPiece vocabulary (a real one when ``vocab_file`` is given, otherwise a
-small one built from the word list below); the byte-level BPE families get a BPE trained here with
-``tokenizers`` on sentences made from the same words.
+``save_pretrained`` so loading it goes through exactly the code path of a real checkpoint. What
+to build (config class and arguments, model classes, tokenizer kind) is each family's tiny recipe
+in :mod:`bias_lab.families`. WordPiece tokenizers use a real vocabulary when ``vocab_file`` is
+given, otherwise a small one built from the word list below; byte-level BPE tokenizers are trained
+here with ``tokenizers`` on sentences made from the same words.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from pathlib import Path
 
 import torch
 
+from .families import FAMILIES, Family, TinySizes
 from .models import quiet_transformers
-
-TINY_FAMILIES = ("bert", "roberta", "distilbert", "gpt2", "gpt-neo", "llama")
 
 # Words that tests and demos need as single tokens, plus enough everyday words for sentences.
 WORDS = """
@@ -81,63 +81,43 @@ def _byte_level_bpe(special_tokens: list[str], vocab_size: int = 1200):
     return vocab, merges
 
 
+def tiny_families() -> list[str]:
+    """The families with a tiny recipe in the family table, in table order."""
+    return [family.name for family in FAMILIES if family.tiny is not None]
+
+
+def _tiny_family(family: str) -> Family:
+    for entry in FAMILIES:
+        if entry.name == family and entry.tiny is not None:
+            return entry
+    raise ValueError(f"unknown tiny family {family!r}: use one of {', '.join(tiny_families())}")
+
+
 def tiny_tokenizer(family: str, vocab_file: str | Path | None = None):
     from transformers import GPT2Tokenizer, RobertaTokenizer
 
-    if family in ("bert", "distilbert"):
+    kind = _tiny_family(family).tiny.tokenizer
+    if kind == "wordpiece":
         return _bert_tokenizer(vocab_file)
-    if family == "roberta":
+    if kind == "roberta-bpe":
         from tokenizers import AddedToken
 
         vocab, merges = _byte_level_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
         # As in roberta-base: the mask absorbs the space before it, so it predicts "Ġword" tokens.
         mask = AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)
         return RobertaTokenizer(vocab=vocab, merges=merges, mask_token=mask, model_max_length=128)
-    if family in ("gpt2", "gpt-neo", "llama"):
-        vocab, merges = _byte_level_bpe(["<|endoftext|>"])
-        return GPT2Tokenizer(vocab=vocab, merges=merges, model_max_length=128)
-    raise ValueError(f"unknown tiny family {family!r}: use one of {', '.join(TINY_FAMILIES)}")
+    vocab, merges = _byte_level_bpe(["<|endoftext|>"])
+    return GPT2Tokenizer(vocab=vocab, merges=merges, model_max_length=128)
 
 
 def _config_and_class(family: str, kind: str, tokenizer, layers: int, hidden: int, heads: int, ffn: int):
     import transformers as tf
 
-    vocab_size = len(tokenizer)
-    if family == "bert":
-        config = tf.BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                               num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=128,
-                               pad_token_id=tokenizer.pad_token_id)
-        classes = {"masked": tf.BertForMaskedLM, "encoder": tf.BertModel, "pretraining": tf.BertForPreTraining,
-                   "classifier": tf.BertForSequenceClassification}
-        return config, classes[kind]
-    if family == "roberta":
-        config = tf.RobertaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                                  num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=130,
-                                  type_vocab_size=1, pad_token_id=tokenizer.pad_token_id,
-                                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-        return config, tf.RobertaForMaskedLM if kind == "masked" else tf.RobertaModel
-    if family == "distilbert":
-        config = tf.DistilBertConfig(vocab_size=vocab_size, dim=hidden, n_layers=layers, n_heads=heads,
-                                     hidden_dim=ffn, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
-        return config, tf.DistilBertForMaskedLM if kind == "masked" else tf.DistilBertModel
-    eos = tokenizer.eos_token_id
-    if family == "gpt2":
-        config = tf.GPT2Config(vocab_size=vocab_size, n_embd=hidden, n_layer=layers, n_head=heads, n_inner=ffn,
-                               n_positions=128, bos_token_id=eos, eos_token_id=eos)
-        return config, tf.GPT2LMHeadModel if kind == "causal" else tf.GPT2Model
-    if family == "gpt-neo":
-        config = tf.GPTNeoConfig(vocab_size=vocab_size, hidden_size=hidden, num_layers=layers, num_heads=heads,
-                                 intermediate_size=ffn, max_position_embeddings=128, window_size=16,
-                                 attention_types=[[["global", "local"], max(1, layers // 2)]] if layers % 2 == 0
-                                 else [[["global"], layers]], bos_token_id=eos, eos_token_id=eos)
-        return config, tf.GPTNeoForCausalLM if kind == "causal" else tf.GPTNeoModel
-    if family == "llama":
-        config = tf.LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                                num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
-                                intermediate_size=ffn, max_position_embeddings=128,
-                                bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
-        return config, tf.LlamaForCausalLM if kind == "causal" else tf.LlamaModel
-    raise ValueError(f"unknown tiny family {family!r}: use one of {', '.join(TINY_FAMILIES)}")
+    recipe = _tiny_family(family).tiny
+    if kind not in recipe.model_classes:
+        raise ValueError(f"a tiny {family} model comes as {', '.join(recipe.model_classes)}, not {kind!r}")
+    config = getattr(tf, recipe.config_class)(**recipe.config(TinySizes(layers, hidden, heads, ffn), tokenizer))
+    return config, getattr(tf, recipe.model_classes[kind])
 
 
 def build_tiny_model(family: str, folder: str | Path, *, kind: str | None = None, layers: int = 2,
@@ -146,10 +126,10 @@ def build_tiny_model(family: str, folder: str | Path, *, kind: str | None = None
     """Build a tiny random model of ``family`` and save it (with its tokenizer) to ``folder``.
 
     ``kind`` is ``masked`` (default for encoders), ``causal`` (default for decoders), ``encoder``, or
-    for BERT ``pretraining`` (masked-LM and next-sentence heads, like bert-base-uncased).
+    another kind the family's recipe lists (for BERT ``pretraining``: masked-LM and next-sentence
+    heads, like bert-base-uncased; ``classifier``).
     """
-    causal = family in ("gpt2", "gpt-neo", "llama")
-    kind = kind or ("causal" if causal else "masked")
+    kind = kind or ("causal" if _tiny_family(family).causal else "masked")
     tokenizer = tiny_tokenizer(family, vocab_file)
     config, model_class = _config_and_class(family, kind, tokenizer, layers, hidden, heads, ffn)
     torch.manual_seed(seed)

@@ -1,19 +1,15 @@
 """Bias neurons: run Integrated Gap Gradients on a JUT (or open a stored run), see where the gap
 lives, select bias neurons and send them to the Neuron lab."""
 
-import re
-
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from bias_lab import plots
-from bias_lab.neurons import IG2Settings
 from bias_lab.errors import BiasLabError
-from bias_lab.neurons.run import load_ig2_run, run_ig2
-from bias_lab.neurons import SelectionSettings, neuron_spec, neurons_per_layer, select_bias_neurons
+from bias_lab.neurons import IG2Settings, SelectionSettings, neuron_spec, neurons_per_layer, select_bias_neurons
+from bias_lab.neurons.analyses import convergence_deltas, mean_scores, top_neurons
 from bias_lab.neurons.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts
-from bias_lab.run_labels import describe_run
+from bias_lab.neurons.run import IG2Result, run_ig2
+from bias_lab.runs import run_folder, run_label
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.intervention import apply_spec
@@ -30,14 +26,15 @@ store = RunStore()
 source = kept(st.radio, "Attributions", ("Open a stored run", "Run IG2 now"), horizontal=True, key="bn_source")
 result = None
 if source == "Open a stored run":
-    runs = [r for r in store.list(kind="ig2", status="complete") if (r.artifact_dir / "run.json").is_file()]
+    runs = IG2Result.finished_runs(store)
     if not runs:
-        st.info("No finished IG2 run yet: choose “Run IG2 now”, or run `bias-lab ig2 …` from the command line.")
+        st.info("No finished IG2 run yet: choose “Run IG2 now”, or run `bias-lab neurons attribute …` from the "
+                "command line.")
         st.stop()
-    labels = {f"{describe_run(r)} · {r.created_at[:16].replace('T', ' ')} · {r.id}": r for r in runs}
+    labels = {run_label(r, created=True): r for r in runs}
     chosen = labels[kept(st.selectbox, "Run", list(labels), key="bn_run")]
     try:
-        result = load_ig2_run(chosen.artifact_dir)
+        result = IG2Result.load(chosen.artifact_dir)
     except BiasLabError as error:
         st.error(str(error))
         st.stop()
@@ -56,7 +53,7 @@ else:
         d2 = kept(pair[1].text_input, "d2", "she", key="bn_cd2").strip()
         prompts = [Prompt("custom", text, d1, d2)]
         description = {"dimension": "custom", "pair": [d1, d2]}
-        name = "custom-" + re.sub(r"\W+", "-", text)[:40] + f"-{d1}-{d2}"
+        label = ["custom", text[:40], d1, d2]
     else:
         columns = st.columns(4)
         dimension = kept(columns[0].selectbox, "Dimension", list(DIMENSIONS), index=1, key="bn_dimension")
@@ -73,30 +70,26 @@ else:
             st.error(str(error))
             st.stop()
         description = {"dimension": dimension, "modifier": modifier, "pair": [d1, d2]}
-        name = f"{dimension}-{modifier}-{d1}-{d2}-{bags}".replace(" ", "_")
+        label = [dimension, modifier, d1, d2, bags]
     steps = kept(st.slider, "Integration steps m", 2, 50, 20, key="bn_steps")
-    out = store.home / "runs" / f"ui-ig2-{re.sub(r'[^A-Za-z0-9_.-]', '_', loaded.source)[-40:]}-{name}-m{steps}"
+    out = run_folder("ig2", loaded.source, {**description, "prompts": [p.to_dict() for p in prompts], "steps": steps},
+                     label=[*label, f"m{steps}"], store=store)
     started = st.button(f"Run IG2 on {len(prompts)} prompts", key="bn_run_button")
     result = run_job(f"bn_job_{out.name}", "IG2 prompts",
                      lambda progress, cancel: run_ig2(loaded, prompts, out, IG2Settings(steps=steps), progress=progress,
                                                       cancel=cancel, description=description), start=started)
-    if result is None and (out / "run.json").is_file() and not started:
-        result = load_ig2_run(out)
+    if result is None and IG2Result.is_finished(out) and not started:
+        result = IG2Result.load(out)
     if result is None:
         st.info("Choose the prompts and press Run; Cancel stops it, and Run again resumes where it stopped.")
         st.stop()
 
-scores = result.scores.numpy()
-st.subheader(f"{len(result.prompts)} prompts · {result.config['config'].get('model')} · m = {result.config['config']['steps']}")
-downloads.figure(plots.attribution_heatmap(scores.mean(axis=0), "Mean IG2 score per neuron over the prompts"),
+st.subheader(f"{len(result.prompts)} prompts · {result.model} · m = {result.config.get('settings', {}).get('steps')}")
+downloads.figure(plots.attribution_heatmap(mean_scores(result.scores), "Mean IG2 score per neuron over the prompts"),
                  "ig2_heatmap", "bn_heatmap")
-flat = scores.mean(axis=0)
-order = np.argsort(flat.reshape(-1))[::-1][:20]
-top = pd.DataFrame({"layer": order // flat.shape[1], "neuron": order % flat.shape[1],
-                    "mean_score": flat.reshape(-1)[order]})
 st.subheader("Top neurons by mean IG2 score")
 SCIENTIFIC = st.column_config.NumberColumn(format="%.3e")
-downloads.table(top, "top_neurons", "bn_top", column_config={"mean_score": SCIENTIFIC})
+downloads.table(top_neurons(result.scores, 20), "top_neurons", "bn_top", column_config={"mean_score": SCIENTIFIC})
 
 st.subheader("Bias neurons after selection")
 ratios = st.columns(2)
@@ -104,16 +97,13 @@ prompt_ratio = kept(ratios[0].slider, "Per prompt: score ≥ ratio × max", 0.05
 jut_ratio = kept(ratios[1].slider, "Per JUT: share of bags", 0.05, 1.0, 0.1, 0.05, key="bn_jut_ratio")
 table = select_bias_neurons(result.scores, result.prompts, SelectionSettings(prompt_ratio=prompt_ratio,
                                                                              jut_ratio=jut_ratio))
-st.session_state["bn_selected"] = len(table)
 downloads.table(table, "bias_neurons", "bn_selected",
                 column_config={c: SCIENTIFIC for c in table.columns if table[c].dtype.kind == "f"})
 downloads.figure(plots.neurons_per_layer_bars(neurons_per_layer(table, result.num_layers)), "bias_neurons_per_layer",
                  "bn_per_layer")
 
-deltas = result.prompts.filter(like="delta_l").abs().mean()
 st.subheader("Convergence deltas (mean |Σ scores − (gap − gap with the layer zeroed)| per layer)")
-downloads.table(pd.DataFrame({"layer": range(len(deltas)), "mean_abs_delta": deltas.to_numpy()}), "deltas", "bn_deltas",
-                column_config={"mean_abs_delta": SCIENTIFIC})
+downloads.table(convergence_deltas(result.prompts), "deltas", "bn_deltas", column_config={"mean_abs_delta": SCIENTIFIC})
 
 candidate = neuron_spec(table, 0.0)
 mismatch = None
@@ -126,7 +116,7 @@ elif not table.empty:
         mismatch = str(error)
 if mismatch and not table.empty:
     st.warning(f"These neurons cannot act on the loaded model: {mismatch}. Load the run's model "
-               f"({result.config['config'].get('model')}) in the sidebar to send them.")
+               f"({result.model}) in the sidebar to send them.")
 if st.button("Send these bias neurons to the Neuron lab (suppressed ×0)", key="bn_send",
              disabled=table.empty or mismatch is not None):
     apply_spec(candidate, f"Sent {len(table)} bias neurons: open the Neuron lab page — they are the "

@@ -3,13 +3,12 @@
 import hashlib
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-import torch
 
+from bias_lab import plots
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec, NeuronEdit
-from bias_lab.neurons.live import parse_neurons, predict_mask
+from bias_lab.neurons.live import parse_neurons, predict_mask, prediction_table, random_neuron_text
 from ui import downloads
 from ui.format import metric_with_change
 from ui.intervention import apply_spec, current_spec
@@ -42,12 +41,9 @@ typed = kept(st.text_input, "Neurons (layer:neuron, comma-separated) — or send
              ", ".join(f"{e.layer}:{e.neuron}" for e in spec.neurons), key="lab_neurons")
 if st.button("Random neurons (same count)", key="lab_random",
              help="the same number of neurons drawn at random: the baseline a bias neuron must beat"):
-    count = max(1, len([p for p in typed.split(",") if p.strip()]))
     draw = int(st.session_state.get("lab_draw", 0))
     st.session_state["lab_draw"] = draw + 1
-    flat = torch.randperm(loaded.num_layers * loaded.ffn_width, generator=torch.Generator().manual_seed(draw))[:count]
-    st.session_state["lab_pending_neurons"] = ", ".join(
-        f"{i // loaded.ffn_width}:{i % loaded.ffn_width}" for i in flat.tolist())
+    st.session_state["lab_pending_neurons"] = random_neuron_text(loaded, typed, draw)
     st.rerun()
 
 try:
@@ -100,7 +96,6 @@ def live_panel() -> None:
     metric_with_change(columns[0], f"P({d1})", after.p_d1, before.p_d1)
     metric_with_change(columns[1], f"P({d2})", after.p_d2, before.p_d2)
     metric_with_change(columns[2], "gap |P(d1) − P(d2)|", after.gap, before.gap, lower_is_better=True)
-    st.session_state["lab_after_gap"] = after.gap
     shown = ", ".join(f"L{e.layer}:{e.neuron} ×{e.scale:g}" for e in edits[:SLIDER_LIMIT])
     parts = ([f"{shown}{' …' if len(edits) > SLIDER_LIMIT else ''} at the mask"] if edits else []) \
         + ([f"{len(spec.heads)} heads ablated"] if spec.heads else []) + (["the mask on"] if spec.mask else [])
@@ -112,11 +107,9 @@ def live_panel() -> None:
             st.subheader(title)
             downloads.table(prediction.top, f"predictions_{name}", f"lab_{name}", column_config={
                 "probability": st.column_config.NumberColumn("probability", format="%.3e")})
-    figure = go.Figure(go.Bar(x=["before", "after"], y=[before.gap, after.gap], marker_color=["#888", "#d62728"]))
-    figure.update_layout(title="Demographic gap at the mask, before and after", height=320,
-                         yaxis={"title": "|P(d1) − P(d2)| (probability)", "exponentformat": "e"},
-                         xaxis_title="model")
-    downloads.figure(figure, "gap_before_after", "lab_gap")
+    downloads.figure(plots.gap_before_after(before.gap, after.gap), "gap_before_after", "lab_gap")
+    with st.expander("P(d1), P(d2) and the gap at full precision"):
+        downloads.table(prediction_table(before, after), "gap_before_after", "lab_gap_numbers")
     if st.button("Make these edits the active intervention", key="lab_apply"):
         apply_spec(InterventionSpec(tuple(edits), spec.heads, "mask", spec.mask),
                    f"{len(edits)} neuron edit{'s' if len(edits) != 1 else ''} are the active intervention "

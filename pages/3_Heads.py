@@ -1,17 +1,15 @@
 """Heads: per-head ablation effects, fairness-aware pruning (FASP) and live head ablation."""
 
-import json
-
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from bias_lab import plots
 from bias_lab.errors import BiasLabError
+from bias_lab.heads.analyses import curve_table, fits_model, status_counts
+from bias_lab.heads.runs import HeadImportanceResult, HeadScoresResult
 from bias_lab.heads.selection import fasp, pruned_spec
 from bias_lab.interventions import HeadAblation, InterventionSpec
-from bias_lab.neurons.live import predict_mask
-from bias_lab.run_labels import describe_run
+from bias_lab.neurons.live import predict_mask, prediction_table
+from bias_lab.runs import run_label
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.format import metric_with_change
@@ -27,18 +25,21 @@ st.caption("What each head does to performance and to bias when it is removed; F
 
 loaded = sidebar()
 store = RunStore()
-runs = [r for r in store.list(kind="heads", status="complete") if (r.artifact_dir / "head_scores.parquet").is_file()]
+runs = HeadScoresResult.finished_runs(store)
 if not runs:
-    st.info("No head-scoring run yet: run `bias-lab heads --model M --perf mlm-loss --perf-data TEXT "
+    st.info("No head-scoring run yet: run `bias-lab heads score --model M --perf mlm-loss --perf-data TEXT "
             "--bias ig2-gap --bias-data PROMPTS.jsonl --out DIR`, then come back.")
     st.stop()
-labels = {f"{describe_run(r)} · {r.created_at[:16].replace('T', ' ')} · {r.id}": r for r in runs}
+labels = {run_label(r, created=True): r for r in runs}
 record = labels[kept(st.selectbox, "Head-scoring run", list(labels), key="heads_run")]
-table = pd.read_parquet(record.artifact_dir / "head_scores.parquet")
-has_bias = not table["bias"].isna().all()
-has_perf = not table["perf"].isna().all()
-perf_name, bias_name = record.config.get("perf") or "performance", record.config.get("bias") or "bias"
-fits = loaded is not None and int(table["layer"].max()) < loaded.num_layers and int(table["head"].max()) < loaded.num_heads
+try:
+    scores = HeadScoresResult.load(record.artifact_dir)
+except BiasLabError as error:
+    st.error(str(error))
+    st.stop()
+table, has_bias, has_perf = scores.table, scores.has_bias, scores.has_perf
+perf_name, bias_name = scores.config.get("perf") or "performance", scores.config.get("bias") or "bias"
+fits = fits_model(table, loaded)
 st.caption("Click a head in a grid to ablate it live below." if fits and loaded.kind == "masked" else
            "The grids come from the stored run; live ablation needs the run's masked model loaded in the sidebar.")
 
@@ -72,18 +73,17 @@ elif has_bias:
     except BiasLabError as error:
         st.error(str(error))
         st.stop()
-    counts = grid["status"].value_counts().to_dict()
-    st.session_state["heads_pruned"] = counts.get("pruned", 0)
-    st.write(f"pruned {counts.get('pruned', 0)}, protected {counts.get('protected', 0)}, kept {counts.get('kept', 0)}")
+    counts = status_counts(grid)
+    st.write(f"pruned {counts['pruned']}, protected {counts['protected']}, kept {counts['kept']}")
     downloads.figure(plots.pruned_head_grid(grid, f"FASP at α = {alpha}, γ = {gamma}"), "fasp_grid", "heads_fasp")
     downloads.table(grid, "fasp_grid", "heads_fasp_table")
-    if not counts.get("pruned"):
+    if not counts["pruned"]:
         st.caption("No head is pruned at this α: raise α to choose heads for the intervention.")
-    if st.button("Make the pruned heads the active intervention", key="heads_apply", disabled=not counts.get("pruned")):
+    if st.button("Make the pruned heads the active intervention", key="heads_apply", disabled=not counts["pruned"]):
         spec = current_spec()
         pruned = pruned_spec(grid)
         apply_spec(InterventionSpec(spec.neurons, pruned.heads, spec.position, spec.mask),
-                   f"{counts.get('pruned', 0)} heads ablated in the active intervention (see the sidebar).")
+                   f"{counts['pruned']} heads ablated in the active intervention (see the sidebar).")
 
 st.subheader("Ablate a head live")
 if loaded is not None and loaded.kind == "masked":
@@ -104,30 +104,28 @@ if loaded is not None and loaded.kind == "masked":
     except BiasLabError as error:
         st.error(str(error))
     else:
-        st.session_state["heads_live_gap"] = after.gap
         st.caption(f"head L{int(layer)}H{int(head)} ablated at every position; before = the model as loaded")
         metrics = st.columns(3)
         metric_with_change(metrics[0], f"P({d1})", after.p_d1, before.p_d1)
         metric_with_change(metrics[1], f"P({d2})", after.p_d2, before.p_d2)
         metric_with_change(metrics[2], "gap |P(d1) − P(d2)|", after.gap, before.gap, lower_is_better=True)
+        with st.expander("P(d1), P(d2) and the gap at full precision"):
+            downloads.table(prediction_table(before, after), "head_ablation", "heads_live_numbers")
 elif loaded is not None:
     st.info(f"live ablation shows predictions at [MASK]; {loaded.source!r} is loaded as {loaded.kind!r}, "
             "not as a masked language model")
 
-curves = [r for r in store.list(kind="head-importance", status="complete") if (r.artifact_dir / "iterative.parquet").is_file()]
+curves = HeadImportanceResult.curve_runs(store)
 if curves:
     st.subheader("Iterative pruning")
-    curve_labels = {f"{describe_run(r)} · {r.id}": r for r in curves}
+    curve_labels = {run_label(r): r for r in curves}
     curve_record = curve_labels[kept(st.selectbox, "Importance run", list(curve_labels), key="heads_curve")]
-    curve = pd.read_parquet(curve_record.artifact_dir / "iterative.parquet")
-    figure = go.Figure()
-    figure.add_scatter(x=curve["pruned"], y=curve["perf"], name="performance", mode="lines+markers")
-    if curve["bias"].notna().any():
-        figure.add_scatter(x=curve["pruned"], y=curve["bias"], name="bias", mode="lines+markers", yaxis="y2")
-    figure.update_layout(title="Iterative pruning: performance and bias per step", xaxis_title="heads pruned (count)",
-                         yaxis_title=curve_record.config.get("perf") or "performance",
-                         yaxis2={"title": curve_record.config.get("bias") or "bias", "overlaying": "y", "side": "right"},
-                         height=360)
-    downloads.figure(figure, "iterative_pruning", "heads_iterative")
-    downloads.table(curve.assign(heads=curve["heads"].map(lambda h: h if isinstance(h, str) else json.dumps(h))),
-                    "iterative_pruning", "heads_iterative_table")
+    try:
+        curve = HeadImportanceResult.load(curve_record.artifact_dir).curve
+    except BiasLabError as error:
+        st.error(str(error))
+        st.stop()
+    downloads.figure(plots.iterative_pruning_curve(curve, perf_label=curve_record.config.get("perf") or "performance",
+                                                   bias_label=curve_record.config.get("bias") or "bias"),
+                     "iterative_pruning", "heads_iterative")
+    downloads.table(curve_table(curve), "iterative_pruning", "heads_iterative_table")

@@ -2,10 +2,6 @@
 puts a mask on the live model."""
 
 import dataclasses
-import hashlib
-import json
-import math
-import re
 from pathlib import Path
 
 import streamlit as st
@@ -14,25 +10,21 @@ from bias_lab import plots
 from bias_lab.data import load_text
 from bias_lab.errors import BiasLabError
 from bias_lab.pruning.kaneko import MODES, KanekoObjective
-from bias_lab.pruning.masks import MaskSet, densities, surviving_heads
-from bias_lab.pruning.train import PruneSettings, train_mask
-from bias_lab.run_labels import describe_run, short_model
-from bias_lab.store import RunStore
+from bias_lab.pruning.masks import MaskSet, densities, overall_density, surviving_heads
+from bias_lab.pruning.summary import head_status, mask_misfit, pruned_head_count, steps_to_prune, stored_masks
+from bias_lab.pruning.train import MaskTrainingResult, PruneSettings, train_mask
+from bias_lab.run_labels import short_model
+from bias_lab.runs import run_folder
 from ui import downloads
+from ui.format import percent_kept
 from ui.intervention import current_spec, set_spec
 from ui.jobs import run_job
 from ui.shell import sidebar
 
 st.set_page_config(page_title="Pruning masks · bias lab", layout="wide")
 st.title("Pruning masks")
-st.caption("Masks learned with frozen weights (`bias-lab prune`): how much of each layer they keep, which "
+st.caption("Masks learned with frozen weights (`bias-lab masks train`): how much of each layer they keep, which "
            "heads survive, and what the model does with them switched on.")
-
-
-def slug(text: str, size: int) -> str:
-    """A file-name-safe piece of ``text`` (its end, where hub ids and folders keep the name)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.")[-size:] or "x"
-
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -41,22 +33,8 @@ def read_mask(path: str, modified: float) -> MaskSet:
     return MaskSet.load(path)
 
 
-def misfit(masks: MaskSet, loaded) -> str | None:
-    """None when the mask fits the loaded model (its own check), else why not."""
-    try:
-        masks.check(loaded)
-    except BiasLabError as error:
-        layers = {int(m.group(1)) for key in masks.masks if (m := re.match(r"layer(\d+)\.", key))}
-        made_for = masks.metadata.get("model")
-        origin = f" (a mask of {short_model(str(made_for))})" if made_for else ""
-        if layers and max(layers) + 1 != loaded.num_layers:
-            return f"made for {max(layers) + 1} layers, the loaded model has {loaded.num_layers}{origin}"
-        return f"made for another model shape: {error}{origin}"
-    return None
-
-
-def kept_share(table) -> float:
-    return 100.0 * table["kept"].sum() / table["total"].sum()
+def cached_mask(path: Path) -> MaskSet:
+    return read_mask(str(path), path.stat().st_mtime)
 
 
 loaded = sidebar(need_model=True)
@@ -85,23 +63,21 @@ with st.expander("Learn a new mask (Kaneko & Bollegala debiasing, weights frozen
     except BiasLabError as error:
         invalid = str(error)
         st.error(invalid)
-    if threshold > 0 and not invalid:
-        needed = math.log((1 - threshold) / threshold) / lr
+    needed = steps_to_prune(threshold, lr)
+    if needed is not None and not invalid:
         st.caption(f"Scores start at σ = 0.5; a block is pruned once σ(score) falls below τ = {threshold:g}. Adam moves "
-                   f"a score by about the learning rate per step, so pruning needs roughly {math.ceil(needed)} steps "
+                   f"a score by about the learning rate per step, so pruning needs roughly {needed} steps "
                    f"(steps = epochs × stereotype sentences / batch size).")
     elif not invalid:
         st.caption("With τ = 0 no block is ever pruned (σ(score) > 0 always): raise the threshold.")
-    full_config = {"model": loaded.source, "corpus": corpus.strip(), "mode": mode, "limit": int(limit) or None,
-                   "settings": dataclasses.asdict(settings)}
-    digest = hashlib.sha256(json.dumps(full_config, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    automatic = RunStore().home / "runs" / (
-        f"ui-prune-{slug(short_model(loaded.source), 40)}-{slug(Path(corpus.strip()).stem, 20)}-{block}-{mode}"
-        f"-e{int(epochs)}-lr{lr:g}-t{threshold:g}-{digest}")
+    automatic = run_folder("prune", loaded.source, {"corpus": corpus.strip(), "mode": mode, "limit": int(limit) or None,
+                                                    "settings": dataclasses.asdict(settings)},
+                           label=[Path(corpus.strip()).stem[:20], block, mode, f"e{int(epochs)}", f"lr{lr:g}",
+                                  f"t{threshold:g}"])
     typed_out = st.text_input("Output run folder (empty: named after the model and the settings)", key="masks_out")
     out = Path(typed_out.strip()).expanduser() if typed_out.strip() else automatic
     st.caption(f"output run folder: `{out}`" + (" — a run with these settings is there; learning again retrains it"
-                                               if (out / "mask.safetensors").is_file() else ""))
+                                               if MaskTrainingResult.is_finished(out) else ""))
     started = st.button("Learn the mask", key="masks_learn", disabled=not corpus.strip() or invalid is not None)
 
     def learn(progress, cancel, out=out, settings=settings, corpus=corpus.strip(), mode=mode, limit=int(limit) or None):
@@ -111,40 +87,24 @@ with st.expander("Learn a new mask (Kaneko & Bollegala debiasing, weights frozen
 
     learned = run_job("masks_job", "mask training steps", learn, start=started)
     if learned is not None:
-        share = kept_share(learned.densities)
-        pruned_heads = int((~learned.heads["alive"]).sum())
-        shown = f"{share:.2f}" if 99.9 < share < 100 else f"{share:.1f}"  # never "100.0" when something is pruned
-        st.success(f"mask written to {learned.folder / 'mask.safetensors'}: it keeps {shown} % of the weights, "
-                   f"{pruned_heads} of {len(learned.heads)} heads fully pruned, after {len(learned.history)} steps")
-        if learned.densities["kept"].sum() >= learned.densities["total"].sum():
-            try:
-                used = json.loads((learned.folder / "run.json").read_text())["config"]
-                detail = (f" ({len(learned.history)} steps at learning rate {used.get('lr')}, "
-                          f"final threshold {used.get('threshold')})")
-            except (OSError, ValueError, KeyError):
-                detail = ""
+        share = overall_density(learned.densities)
+        st.success(f"mask written to {learned.mask_path}: it keeps {percent_kept(share)} % of the weights, "
+                   f"{pruned_head_count(learned.heads)} of {len(learned.heads)} heads fully pruned, after "
+                   f"{len(learned.history)} steps")
+        if share >= 100:
+            used = learned.config
+            detail = (f" ({len(learned.history)} steps at learning rate {used.get('lr')}, "
+                      f"final threshold {used.get('threshold')})" if used else "")
             st.warning("the mask keeps 100 % of the weights: train longer, raise the learning rate or the threshold"
                        + detail)
         if started or st.session_state.get("masks_learned") != str(learned.folder):
             st.session_state["masks_learned"] = str(learned.folder)
-            st.session_state["masks_path"] = str(learned.folder / "mask.safetensors")
+            st.session_state["masks_path"] = str(learned.mask_path)
 
 # Stored masks: only those that fit the loaded model can be chosen; the others are listed with the reason.
-runs = [r for r in RunStore().list(kind="prune", status="complete") if (r.artifact_dir / "mask.safetensors").is_file()]
-known, unfit = {}, []
-for r in runs:
-    path = r.artifact_dir / "mask.safetensors"
-    density = r.summary.get("density")
-    label = " · ".join([describe_run(r).removeprefix("prune · ")]
-                       + ([f"{density:.1f} % kept"] if isinstance(density, (int, float)) else []) + [r.id])
-    try:
-        reason = misfit(read_mask(str(path), path.stat().st_mtime), loaded)
-    except (BiasLabError, OSError) as error:
-        reason = f"unreadable: {error}"
-    if reason is None:
-        known[label] = path
-    else:
-        unfit.append(f"mask {r.id} ({path}): {reason}")
+stored = stored_masks(loaded, read=cached_mask)
+known = {mask.label: mask.path for mask in stored if mask.fits}
+unfit = [f"mask {mask.record.id} ({mask.path}): {mask.problem}" for mask in stored if not mask.fits]
 chosen = st.multiselect(f"Masks from stored runs that fit {short_model(loaded.source)}", list(known),
                         default=list(known)[:2], key="masks_runs")
 if unfit:
@@ -152,7 +112,6 @@ if unfit:
                      "(cannot be used with the loaded model)"):
         for line in unfit:
             st.caption(line)
-st.session_state["masks_unfit"] = len(unfit)
 typed = st.text_input("…or a mask file path", key="masks_path")
 
 paths = list(dict.fromkeys(known[c].resolve() for c in chosen))
@@ -161,7 +120,7 @@ if typed.strip():
     path = Path(typed.strip()).expanduser()
     try:
         masks = MaskSet.load(path)
-        reason = misfit(masks, loaded)
+        reason = mask_misfit(masks, loaded)
     except BiasLabError as error:
         st.error(f"mask file {path}: {error}" if str(path) not in str(error) else str(error))
     else:
@@ -170,31 +129,29 @@ if typed.strip():
         elif path.resolve() not in paths:
             paths.append(path.resolve())
 if not paths:
-    st.info("No mask for this model yet: learn one above, run `bias-lab prune --model M --corpus TEXT --out DIR`, "
+    st.info("No mask for this model yet: learn one above, run `bias-lab masks train --model M --data TEXT --out DIR`, "
             "or give a mask file path.")
     st.stop()
 
 for path in paths:
     name = path.parent.name or path.name
     try:
-        masks = read_mask(str(path), path.stat().st_mtime)
+        masks = cached_mask(path)
         tables[name] = densities(loaded, masks)
         loaded_masks[str(path)] = masks
     except (BiasLabError, OSError) as error:
         st.error(f"mask file {path}: {error}")
 if not tables:
     st.stop()
-st.session_state["masks_count"] = len(tables)
 downloads.figure(plots.density_bars(tables), "mask_densities", "masks_density")
 for name, table in tables.items():
-    with st.expander(f"{name}: {kept_share(table):.1f} % of prunable weights kept"):
+    with st.expander(f"{name}: {overall_density(table):.1f} % of prunable weights kept"):
         downloads.table(table, f"densities_{name}", f"masks_table_{name}")
 
 path = st.selectbox("Mask for the head grid and the live switch", list(loaded_masks), key="masks_selected")
 heads = surviving_heads(loaded, loaded_masks[path])
-grid = heads.assign(status=heads["alive"].map({True: "kept", False: "pruned"}))
-st.write(f"fully pruned heads: {int((~heads['alive']).sum())} of {len(heads)}")
-downloads.figure(plots.pruned_head_grid(grid, "Surviving heads (a head is pruned when all its value rows are)"),
+st.write(f"fully pruned heads: {pruned_head_count(heads)} of {len(heads)}")
+downloads.figure(plots.pruned_head_grid(head_status(heads), "Surviving heads (a head is pruned when all its value rows are)"),
                  "surviving_heads", "masks_heads")
 
 spec = current_spec()

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from bias_lab.families import causal_families, family_named, family_names, masked_families
 from bias_lab.tiny import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -9,9 +10,10 @@ SHARED = ROOT.parent / "shared"
 MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
 BERT_VOCAB = MINILM / "vocab.txt"
 
-MASKED_FAMILIES = ("bert", "roberta", "distilbert")
-CAUSAL_FAMILIES = ("gpt2", "gpt-neo", "llama")
-ALL_FAMILIES = MASKED_FAMILIES + CAUSAL_FAMILIES
+# Every family-parametrized test runs on every family of the table (a new family joins them all).
+MASKED_FAMILIES = tuple(masked_families())
+CAUSAL_FAMILIES = tuple(causal_families())
+ALL_FAMILIES = tuple(family_names())
 
 
 def shared_path(*parts: str) -> Path:
@@ -40,7 +42,8 @@ def tiny_model_dir(tmp_path_factory):
         key = (family, kind, tuple(sorted(sizes.items())))
         if key not in built:
             folder = tmp_path_factory.mktemp(f"tiny-{family}-{kind or 'lm'}")
-            vocab = BERT_VOCAB if family in ("bert", "distilbert") and BERT_VOCAB.is_file() else None
+            wordpiece = family_named(family).tiny.tokenizer == "wordpiece"
+            vocab = BERT_VOCAB if wordpiece and BERT_VOCAB.is_file() else None
             built[key] = build_tiny_model(family, folder, kind=kind, vocab_file=vocab, **sizes)
         return built[key]
 

@@ -9,7 +9,7 @@ its random row, so the gap P(d1) − P(d2) is the site's doing.
 
 import torch
 
-from bias_lab.families import input_columns
+from bias_lab.families import input_columns, output_rows
 
 
 def decoder_inputs(loaded, texts: list[str]) -> torch.Tensor:
@@ -40,13 +40,14 @@ def align_token(loaded, d1: int, before: torch.Tensor, after: torch.Tensor, logi
 
 
 def plant_bias_neuron(loaded, texts: list[str], d1: int, neuron: int = 7, strength: float = 100.0) -> tuple[int, int]:
-    """FFN neuron ``neuron`` of the last layer fires (≈3) everywhere and pushes d1; returns (layer, neuron)."""
+    """FFN neuron ``neuron`` of the last layer fires (≈3, or ≈9 when a gate multiplies it) everywhere
+    and pushes d1; returns (layer, neuron)."""
     layer = loaded.num_layers - 1
     before = decoder_inputs(loaded, texts)
     with torch.no_grad():
-        for projection in loaded.adapter.ffn_in(layer):
-            projection.weight[neuron] = 0.0
-            projection.bias[neuron] = 3.0
+        for projection, rows in loaded.adapter.neuron_rows(layer, neuron):
+            projection.weight[output_rows(projection, rows)] = 0.0
+            projection.bias[rows] = 3.0
         output = loaded.adapter.ffn_out(layer)
         output.weight[input_columns(output, neuron)] = strength / 3.0 * _direction(loaded.hidden_size)
     align_token(loaded, d1, before, decoder_inputs(loaded, texts))
@@ -58,13 +59,13 @@ def plant_bias_head(loaded, texts: list[str], d1: int, head: int = 2, strength: 
     that the output projection turns into a large vector pushing d1; returns (layer, head)."""
     layer = loaded.num_layers - 1
     size = loaded.head_size
-    rows = slice(head * size, (head + 1) * size)
     before = decoder_inputs(loaded, texts)
-    value = loaded.adapter.attention_projections(layer)["value"]
+    value, rows = loaded.adapter.head_rows(layer, "value", head)
     output = loaded.adapter.attn_out(layer)
     with torch.no_grad():
-        value.weight[rows] = 0.0
+        value.weight[output_rows(value, rows)] = 0.0
         value.bias[rows] = 1.0
-        output.weight[input_columns(output, rows)] = (strength / size) * _direction(loaded.hidden_size)[:, None]
+        columns = input_columns(output, slice(head * size, (head + 1) * size))
+        output.weight[columns] = (strength / size) * _direction(loaded.hidden_size)[:, None]
     align_token(loaded, d1, before, decoder_inputs(loaded, texts))
     return layer, head

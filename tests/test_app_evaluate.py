@@ -3,10 +3,10 @@ intervention that cannot act on the benchmark says so, the item limit is honoure
 
 import json
 
-import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from .app_view import shown_table
 from .conftest import ROOT
 from .test_evaluation import STEREOSET
 
@@ -47,7 +47,7 @@ def test_before_and_after_equal_the_library_and_are_stored(page, stereoset_path,
     app = page(SPEC, eval_data_stereoset=str(stereoset_path))
     app.button(key="eval_run").click().run()
     assert not app.exception and not app.error
-    summary = app.session_state["eval_summary"]
+    summary = shown_table(app, "eval_summary")
     assert summary["model"].tolist() == ["before", "after"]
     loaded = tiny_loaded("bert")
     data = load_stereoset(stereoset_path)
@@ -87,6 +87,7 @@ def test_changing_an_input_clears_stale_results(page, stereoset_path):
 
 
 def test_limit_is_honoured_and_recorded(page, stereoset_path):
+    from bias_lab.evaluation.record import EvaluationResult
     from bias_lab.store import RunStore
 
     app = page(None, eval_data_stereoset=str(stereoset_path), eval_limit=1)
@@ -94,7 +95,7 @@ def test_limit_is_honoured_and_recorded(page, stereoset_path):
     assert not app.exception and not app.error
     run = RunStore().list(kind="evaluate")[0]
     assert run.config["limit"] == 1 and run.config["items"] == 1
-    assert len(pd.read_parquet(run.artifact_dir / "items.parquet")) == 3  # one example, three sentences
+    assert len(EvaluationResult.load(run.artifact_dir).items) == 3  # one example, three sentences
 
 
 def test_neurons_at_the_mask_on_seat_say_they_cannot_act(page, tmp_path, tiny_loaded):
@@ -112,7 +113,7 @@ def test_neurons_at_the_mask_on_seat_say_they_cannot_act(page, tmp_path, tiny_lo
     app.button(key="eval_run").click().run()
     assert not app.exception and not app.error
     assert any("re-targeted" in w.value for w in app.warning)
-    summary = app.session_state["eval_summary"]
+    summary = shown_table(app, "eval_summary")
     expected = evaluate(tiny_loaded("bert"), "seat", load_seat(tmp_path / "seat"),
                         intervention={**SPEC, "position": "all"}).summary["mean_abs_effect_size"]
     assert summary["bias"].tolist()[1] == pytest.approx(expected)
@@ -139,6 +140,45 @@ def test_an_encoder_is_offered_only_what_it_can_run(page, monkeypatch, tiny_mode
     assert not app.exception and not app.error
     assert app.selectbox(key="eval_benchmark").options == ["seat"]
     assert "it can run seat" in " ".join(c.value for c in app.caption)
+
+
+def test_each_model_kind_is_offered_the_benchmarks_of_the_table(page, monkeypatch, tiny_model_dir):
+    from bias_lab.metrics import BENCHMARKS
+
+    app = page(None)  # a masked LM runs every benchmark, mlm-loss and ig2-gap included
+    assert not app.exception and not app.error
+    assert app.selectbox(key="eval_benchmark").options == list(BENCHMARKS)
+    assert not any("it can run" in c.value for c in app.caption)
+    app.selectbox(key="eval_benchmark").select("ig2-gap").run()
+    assert "JSONL" in app.text_input(key="eval_data_ig2-gap").placeholder
+    app.selectbox(key="eval_benchmark").select("mlm-loss").run()
+    assert "text file" in app.text_input(key="eval_data_mlm-loss").placeholder
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("gpt2")))
+    causal = page(None)
+    assert not causal.exception and not causal.error
+    options = causal.selectbox(key="eval_benchmark").options
+    assert options == [name for name, entry in BENCHMARKS.items() if "causal" in entry.kinds]
+    assert "mlm-loss" not in options and "ig2-gap" not in options
+    assert "mlm-loss and ig2-gap need a masked LM" in " ".join(c.value for c in causal.caption)
+
+
+def test_ig2_gap_on_the_page_equals_the_library(page, tmp_path, tiny_loaded):
+    from bias_lab.evaluation import evaluate, load_benchmark_data
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "p0", "prompt": "[MASK] is a doctor .", "pair": ["he", "she"]}\n'
+                       '{"id": "p1", "prompt": "[MASK] is a nurse .", "pair": ["he", "she"]}\n')
+    app = page(SPEC, eval_benchmark="ig2-gap", **{"eval_data_ig2-gap": str(prompts)})
+    app.button(key="eval_run").click().run()
+    assert not app.exception and not app.error
+    data = load_benchmark_data("ig2-gap", str(prompts))
+    loaded = tiny_loaded("bert")
+    expected = [evaluate(loaded, "ig2-gap", data).summary["mean_gap"],
+                evaluate(loaded, "ig2-gap", data, intervention=SPEC).summary["mean_gap"]]
+    summary = shown_table(app, "eval_summary")
+    assert summary["model"].tolist() == ["before", "after"]
+    assert summary["bias"].tolist() == pytest.approx(expected)
+    assert expected[0] != pytest.approx(expected[1])
 
 
 def test_each_benchmark_keeps_its_own_data_and_seat_tests_follow_the_folder(page, tmp_path, stereoset_path):

@@ -8,17 +8,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from .app_view import density_expanders, has_table, shown_table
+from .app_view import shown_text as page_text
 from .conftest import ROOT
 
 CORPUS = [f"the {w} is here and works ." for w in ["he", "she", "nurse", "doctor", "man", "woman"] * 10]
-
-
-def page_text(app) -> str:
-    """Everything the page shows as text (markdown, captions, alerts, metrics, widget labels)."""
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success") for e in getattr(app, kind)]
-    parts += [f"{m.label} {m.value}" for m in app.metric]
-    parts += [o for s in app.selectbox for o in s.options]
-    return "\n".join(map(str, parts))
 
 
 # --- Compare -------------------------------------------------------------------------------------
@@ -51,13 +45,17 @@ def test_compare_labels_runs_and_defaults_to_two_different_ones(ig2_runs, tiny_m
     for label in first.options:
         assert "gender N female–male" in label and "target abs" in label and "34 prompts" in label
         assert re.search(r"\b\d+ prompts\b", label)
-    # the overlap shown is the overlap of the two runs' bias-neuron sets
-    sets = [set(zip(t["layer"], t["neuron"])) for t in
-            (select_bias_neurons(r.scores, r.prompts) for r in ig2_runs.values())]
+    # the overlap shown is the overlap of the two runs' bias-neuron sets (first and second as chosen)
+    by_model = {tiny_model_dir(family).name: set(zip(t["layer"], t["neuron"])) for family, t in
+                ((family, select_bias_neurons(r.scores, r.prompts)) for family, r in ig2_runs.items())}
+    sets = [by_model[box.value.split(" · ")[0]] for box in (first, second)]
     shared, union = len(sets[0] & sets[1]), len(sets[0] | sets[1])
-    assert app.session_state["cmp_overlap"] == shared
+    lines = [m.value for m in app.markdown]
     if union:
-        assert any(f"shared bias neurons: {shared} of {union}" in m.value for m in app.markdown)
+        assert f"shared bias neurons: {shared} of {union} (Jaccard {shared / union:.2f}; first run {len(sets[0])}, " \
+               f"second run {len(sets[1])})" in lines, lines
+    else:
+        assert "neither run has bias neurons after selection: no overlap to measure" in lines
 
 
 def test_compare_same_ig2_run_on_both_sides_is_an_info_not_a_traceback(ig2_runs):
@@ -70,13 +68,14 @@ def test_compare_same_ig2_run_on_both_sides_is_an_info_not_a_traceback(ig2_runs)
 
 
 def _heads_run(folder: Path, table: pd.DataFrame, model: str, bias: str | None):
+    from bias_lab.heads.runs import HeadScoresResult
     from bias_lab.store import RunStore
 
     run = RunStore().start("heads", {"perf": "mlm-loss", "perf_data": "text.txt", "bias": bias,
                                      "bias_data": "p.jsonl" if bias else None, "limit": None, "seed": 0},
                            model=model, artifact_dir=folder)
     with run:
-        run.write_parquet("head_scores.parquet", table)
+        HeadScoresResult(run.dir, table, {"id": run.id, "kind": "heads", "config": run.record.config}).save(run.dir)
         run.complete({"heads": len(table)})
     return run.id
 
@@ -86,13 +85,13 @@ def heads_runs(tiny_model_dir, tmp_path, monkeypatch):
     """Four head-scoring runs of the same model: a real one without bias scores (NaN bias columns),
     one with bias scores, one whose bias_delta is constant, one that scored a single head."""
     from bias_lab.heads.ablation import score_heads
-    from bias_lab.heads.metrics import mlm_loss
+    from bias_lab.heads.metrics import perf_metric
     from bias_lab.models import load_model
 
     folder = tiny_model_dir("bert")
     monkeypatch.setenv("BIAS_LAB_MODEL", str(folder))
     loaded = load_model(folder, device="cpu")
-    real = score_heads(loaded, mlm_loss(loaded, CORPUS[:6])).table
+    real = score_heads(loaded, perf_metric(loaded, "mlm-loss", CORPUS[:6])).table
     assert real["bias_delta"].isna().all()
     rng = np.random.default_rng(0)
     scored = real.assign(bias=rng.normal(size=len(real)), bias_delta=rng.normal(size=len(real)),
@@ -124,7 +123,7 @@ def test_compare_head_runs_without_bias_scores_say_why_not_nan(heads_runs):
     app.run()
     assert not app.exception and not app.error
     assert any(f"first run ({ids['no_bias']}) has no bias scores" in w.value for w in app.warning)
-    assert app.session_state["cmp_head_correlation"] is None and not app.metric
+    assert not app.metric and not has_table(app, "cmp_heads_correlation")
     assert "nan" not in page_text(app).lower().replace("nanc", "")
 
     # performance scores exist in both: a real correlation, the one pandas computes
@@ -132,7 +131,9 @@ def test_compare_head_runs_without_bias_scores_say_why_not_nan(heads_runs):
     assert not app.exception and not app.warning
     tables = heads_runs["tables"]
     expected = tables["no_bias"]["perf_delta"].corr(tables["scored"]["perf_delta"])
-    assert app.session_state["cmp_head_correlation"] == pytest.approx(expected)
+    shown = shown_table(app, "cmp_heads_correlation")
+    assert shown["pearson_r"].tolist() == pytest.approx([expected])
+    assert shown["score"].tolist() == ["perf_delta"] and shown["shared_heads"].tolist() == [8]
     assert app.metric[0].value == f"{expected:.3f}"
     assert "over 8 shared heads" in app.metric[0].label
 
@@ -146,7 +147,8 @@ def test_compare_head_correlation_that_cannot_be_computed_says_why(heads_runs):
     app.run()
     assert not app.exception and not app.error
     assert any(f"same for every shared head in the second run ({ids['constant']})" in w.value for w in app.warning)
-    assert app.session_state["cmp_head_correlation"] is None and "nan" not in page_text(app).lower()
+    assert not app.metric and not has_table(app, "cmp_heads_correlation")
+    assert "nan" not in page_text(app).lower()
 
     _choose(app, "cmp_heads_second", ids["single"])
     app.run()
@@ -157,7 +159,7 @@ def test_compare_head_correlation_that_cannot_be_computed_says_why(heads_runs):
     app.run()
     assert not app.exception and not app.error
     assert any("the same run on both sides: choose two different runs" in i.value for i in app.info)
-    assert app.session_state["cmp_head_correlation"] is None
+    assert not app.metric and not has_table(app, "cmp_heads_correlation")
 
 
 # --- Pruning masks -------------------------------------------------------------------------------
@@ -249,7 +251,7 @@ def _stored_mask(tiny_model_dir, tmp_path, name, **sizes):
 
     loaded = load_model(tiny_model_dir("bert", **sizes), device="cpu")
     return train_mask(loaded, KanekoObjective(loaded, CORPUS), tmp_path / name,
-                      PruneSettings(block="head", lr=0.5, batch_size=8)).folder / "mask.safetensors"
+                      PruneSettings(block="head", lr=0.5, batch_size=8)).mask_path
 
 
 def test_masks_of_other_model_shapes_are_listed_apart_with_the_reason(monkeypatch, tiny_model_dir, tmp_path):
@@ -263,7 +265,9 @@ def test_masks_of_other_model_shapes_are_listed_apart_with_the_reason(monkeypatc
     assert not app.exception and not app.error
     options = app.multiselect(key="masks_runs").options
     assert len(options) == 1 and RunStore().get(str(fits.parent)).id in options[0]
-    assert app.session_state["masks_count"] == 1 and app.session_state["masks_unfit"] == 1
+    assert len(density_expanders(app)) == 1
+    assert [e.label for e in app.expander if "made for other models" in e.label] == [
+        "1 stored mask made for other models (cannot be used with the loaded model)"]
     reasons = [c.value for c in app.caption if c.value.startswith(f"mask {other_id}")]
     assert len(reasons) == 1 and "made for 3 layers" in reasons[0] and "the loaded model has 2" in reasons[0]
     assert any("1 stored mask made for other models" in e.label for e in app.expander)
@@ -271,7 +275,7 @@ def test_masks_of_other_model_shapes_are_listed_apart_with_the_reason(monkeypatc
     app.text_input(key="masks_path").input(str(other)).run()
     assert not app.exception and len(app.error) == 1
     assert str(other) in app.error[0].value and "made for 3 layers, the loaded model has 2" in app.error[0].value
-    assert app.session_state["masks_count"] == 1
+    assert len(density_expanders(app)) == 1
     # a typed path that is no mask at all: the error names it too
     app.text_input(key="masks_path").input(str(tmp_path / "nothing.safetensors")).run()
     assert not app.exception and len(app.error) == 1 and str(tmp_path / "nothing.safetensors") in app.error[0].value

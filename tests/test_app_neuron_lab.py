@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from bias_lab.interventions import InterventionSpec, NeuronEdit
 from ui.format import change, number
 
+from .app_view import shown_table
 from .conftest import ROOT
 
 PROMPT = "The gender of this lazy person is [MASK]."
@@ -33,7 +34,10 @@ def test_shown_numbers_are_the_library_predictions(lab, tiny_loaded):
     assert [m.value for m in lab.metric] == [number(after.p_d1, 4), number(after.p_d2, 4), number(after.gap, 4)]
     assert lab.metric[2].delta == change(after.gap - before.gap)
     assert after.gap != before.gap
-    assert lab.dataframe[1].value["token"].tolist() == after.top["token"].tolist()
+    assert shown_table(lab, "lab_after")["token"].tolist() == after.top["token"].tolist()
+    numbers = shown_table(lab, "lab_gap_numbers")
+    assert numbers["gap"].tolist() == pytest.approx([before.gap, after.gap], rel=1e-9)
+    assert numbers["p_d1"].tolist() == pytest.approx([before.p_d1, after.p_d1], rel=1e-9)
 
 
 def test_small_numbers_are_readable():
@@ -46,9 +50,9 @@ def test_many_neurons_get_one_slider_and_a_table(lab):
     lab.run()
     assert not lab.exception and not lab.error
     assert [s.key for s in lab.slider] == ["lab_scale_all"]
-    first = lab.session_state["lab_after_gap"]
+    first = shown_table(lab, "lab_gap_numbers")["gap"].iloc[1]
     lab.slider(key="lab_scale_all").set_value(3.0).run()
-    assert not lab.exception and lab.session_state["lab_after_gap"] != first
+    assert not lab.exception and shown_table(lab, "lab_gap_numbers")["gap"].iloc[1] != first
     assert [b.label for b in lab.sidebar.button if b.label.startswith("✕")] == ["✕ 66 neurons ×0"]
 
 

@@ -5,7 +5,27 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from .app_view import density_expanders, fasp_counts, shown_table
 from .conftest import ROOT
+
+PROMPT = "The gender of this lazy person is [MASK]."
+
+
+def _score_heads(model_dir, folder):
+    """A head-scoring run (mlm-loss performance, ig2-gap bias) through the library, as `heads score` makes it."""
+    from bias_lab.heads.metrics import metrics_for
+    from bias_lab.heads.runs import run_head_scoring
+    from bias_lab.models import load_model
+
+    text = folder / "text.txt"
+    text.write_text("the doctor is here and she is very kind .\nthis young person is honest .\n")
+    prompts = folder / "prompts.jsonl"
+    prompts.write_text('{"id": "p0", "prompt": "[MASK] is a doctor .", "pair": ["he", "she"]}\n')
+    loaded = load_model(model_dir, device="cpu")
+    config = {"perf": "mlm-loss", "perf_data": str(text), "bias": "ig2-gap", "bias_data": str(prompts), "limit": None,
+              "bias_limit": None, "seed": 0}
+    perf, bias = metrics_for(loaded, perf="mlm-loss", perf_data=str(text), bias="ig2-gap", bias_data=str(prompts))
+    return run_head_scoring(loaded, perf, bias, folder / "heads", description=config)
 
 
 @pytest.fixture
@@ -27,8 +47,11 @@ def test_neuron_lab_slider_changes_the_after_gap(lab):
 
     loaded = load_model(lab.session_state["app_model"], device="cpu")
     spec = InterventionSpec((NeuronEdit(1, 3, 3.0), NeuronEdit(1, 5, 0.0)), position="mask")
-    expected = predict_mask(loaded, "The gender of this lazy person is [MASK].", "female", "male", spec).gap
-    assert lab.session_state["lab_after_gap"] == pytest.approx(expected, rel=1e-9)
+    expected = predict_mask(loaded, PROMPT, "female", "male", spec).gap
+    numbers = shown_table(lab, "lab_gap_numbers")
+    assert numbers["model"].tolist() == ["before", "after"]
+    assert numbers["gap"].iloc[1] == pytest.approx(expected, rel=1e-9)
+    assert numbers["gap"].iloc[0] == pytest.approx(predict_mask(loaded, PROMPT, "female", "male").gap, rel=1e-9)
     assert len(lab.metric) == 3
 
 
@@ -87,10 +110,10 @@ def test_bias_neurons_page_opens_a_stored_run_and_sends_neurons(ig2_run_folder, 
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
     app = AppTest.from_file(str(ROOT / "pages" / "1_Bias_neurons.py"), default_timeout=120).run()
     assert not app.exception and not app.error
-    selected = app.session_state["bn_selected"]
+    selected = len(shown_table(app, "bn_selected"))
     assert selected > 0
     app.slider(key="bn_prompt_ratio").set_value(1.0).run()
-    assert app.session_state["bn_selected"] <= selected
+    assert len(shown_table(app, "bn_selected")) <= selected
     app.slider(key="bn_prompt_ratio").set_value(0.2).run()
     app.button(key="bn_send").click().run()
     assert not app.exception and "Sent" in app.success[0].value
@@ -111,36 +134,59 @@ def test_bias_neurons_page_runs_ig2_with_progress(monkeypatch, tiny_model_dir):
 
     result = load_ig2_run(RunStore().list(kind="ig2")[0].artifact_dir)
     assert len(result.prompts) == 17  # one bag of the chosen JUT
-    assert app.session_state["bn_selected"] == len(select_bias_neurons(result.scores, result.prompts))
+    shown = shown_table(app, "bn_selected")
+    expected = select_bias_neurons(result.scores, result.prompts)
+    assert len(shown) == len(expected)
+    assert shown[["layer", "neuron"]].values.tolist() == expected[["layer", "neuron"]].values.tolist()
 
 
 def test_heads_page_alpha_slider_changes_the_pruned_count(monkeypatch, tiny_model_dir, tmp_path):
-    from bias_lab.cli import main
-
-    text = tmp_path / "text.txt"
-    text.write_text("the doctor is here and she is very kind .\nthis young person is honest .\n")
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text('{"id": "p0", "prompt": "[MASK] is a doctor .", "pair": ["he", "she"]}\n')
-    assert main(["heads", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--perf-data", str(text),
-                 "--bias", "ig2-gap", "--bias-data", str(prompts), "--out", str(tmp_path / "heads")]) == 0
+    _score_heads(tiny_model_dir("bert"), tmp_path)
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
     app = AppTest.from_file(str(ROOT / "pages" / "3_Heads.py"), default_timeout=120).run()
     assert not app.exception and not app.error
-    first = app.session_state["heads_pruned"]
+    first = fasp_counts(app)["pruned"]
+    assert (shown_table(app, "heads_fasp_table")["status"] == "pruned").sum() == first
     app.slider(key="heads_alpha").set_value(0.25).run()
-    assert app.session_state["heads_pruned"] == 2 and first == 0
+    assert fasp_counts(app)["pruned"] == 2 and first == 0
+    assert (shown_table(app, "heads_fasp_table")["status"] == "pruned").sum() == 2
     app.number_input(key="heads_head").set_value(3).run()
     from bias_lab.interventions import HeadAblation, InterventionSpec
     from bias_lab.neurons.live import predict_mask
     from bias_lab.models import load_model
 
     loaded = load_model(tiny_model_dir("bert"), device="cpu")
-    prompt = "The gender of this lazy person is [MASK]."
-    ablated = predict_mask(loaded, prompt, "female", "male", InterventionSpec(heads=(HeadAblation(1, 3),))).gap
-    assert not app.exception and app.session_state["heads_live_gap"] == pytest.approx(ablated, rel=1e-9)
-    assert ablated != pytest.approx(predict_mask(loaded, prompt, "female", "male").gap, rel=1e-6)
+    ablated = predict_mask(loaded, PROMPT, "female", "male", InterventionSpec(heads=(HeadAblation(1, 3),))).gap
+    assert not app.exception
+    assert shown_table(app, "heads_live_numbers")["gap"].tolist()[-1] == pytest.approx(ablated, rel=1e-9)
+    assert ablated != pytest.approx(predict_mask(loaded, PROMPT, "female", "male").gap, rel=1e-6)
     app.button(key="heads_apply").click().run()
     assert "2 heads ablated" in app.success[0].value
+
+
+def test_heads_page_shows_the_iterative_pruning_curve(monkeypatch, tiny_model_dir, tmp_path):
+    import json as json_module
+
+    from bias_lab.heads.metrics import metrics_for
+    from bias_lab.heads.runs import run_head_importance
+    from bias_lab.models import load_model
+
+    scored = _score_heads(tiny_model_dir("bert"), tmp_path)
+    loaded = load_model(tiny_model_dir("bert"), device="cpu")
+    text = tmp_path / "text.txt"
+    perf, bias = metrics_for(loaded, perf="mlm-loss", perf_data=str(text), bias="ig2-gap",
+                             bias_data=scored.config["bias_data"])
+    importance = run_head_importance(loaded, text.read_text().splitlines(), tmp_path / "importance", perf=perf,
+                                     bias=bias, iterative=2, fraction=0.25,
+                                     description={"perf": "mlm-loss", "bias": "ig2-gap", "perf_data": str(text)})
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "pages" / "3_Heads.py"), default_timeout=120).run()
+    assert not app.exception and not app.error
+    shown = shown_table(app, "heads_iterative_table")
+    assert shown["pruned"].tolist() == importance.curve["pruned"].tolist() == [0, 2, 4]
+    assert shown["perf"].tolist() == pytest.approx(importance.curve["perf"].tolist())
+    assert [json_module.loads(h) for h in shown["heads"]] == [[list(head) for head in step]
+                                                              for step in importance.curve["heads"]]
 
 
 def test_pruning_masks_page_switches_a_mask_on_and_off(monkeypatch, tiny_model_dir, tmp_path):
@@ -153,7 +199,7 @@ def test_pruning_masks_page_switches_a_mask_on_and_off(monkeypatch, tiny_model_d
     train_mask(loaded, KanekoObjective(loaded, corpus), tmp_path / "prune", PruneSettings(block="head", lr=0.5, batch_size=8))
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
     app = AppTest.from_file(str(ROOT / "pages" / "4_Pruning_masks.py"), default_timeout=120).run()
-    assert not app.exception and not app.error and app.session_state["masks_count"] == 1
+    assert not app.exception and not app.error and len(density_expanders(app)) == 1
     app.toggle(key="masks_toggle").set_value(True).run()
     assert not app.exception
     assert any(b.label.startswith("✕ mask") for b in app.sidebar.button)
@@ -164,7 +210,7 @@ def test_pruning_masks_page_switches_a_mask_on_and_off(monkeypatch, tiny_model_d
 def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_dir, tmp_path):
     from bias_lab.neurons import IG2Settings
     from bias_lab.evaluation import evaluate
-    from bias_lab.evaluation.record import record_evaluation
+    from bias_lab.evaluation.record import run_evaluation
     from bias_lab.neurons.run import run_ig2
     from bias_lab.interventions import InterventionSpec, NeuronEdit
     from bias_lab.models import load_model
@@ -187,7 +233,12 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
         result = load_ig2_run(tmp_path / family)
         table = select_bias_neurons(result.scores, result.prompts)
         sets.append(set(zip(table["layer"], table["neuron"])))
-    assert app.session_state["cmp_overlap"] == len(sets[0] & sets[1])
+    shared, union = len(sets[0] & sets[1]), len(sets[0] | sets[1])
+    lines = [m.value for m in app.markdown]
+    if union:
+        assert any(line.startswith(f"shared bias neurons: {shared} of {union} (") for line in lines), lines
+    else:
+        assert "neither run has bias neurons after selection: no overlap to measure" in lines
 
     from bias_lab.data import load_stereoset
 
@@ -195,15 +246,17 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
     path.write_text(json.dumps(STEREOSET))
     data = load_stereoset(path)
     spec = InterventionSpec(tuple(NeuronEdit(1, n, 0.0) for n in range(30)), position="mask")
-    record_evaluation(evaluate(loaded, "stereoset", data), loaded, None)
-    record_evaluation(evaluate(loaded, "stereoset", data, intervention=spec), loaded, spec)
+    run_evaluation(evaluate(loaded, "stereoset", data), loaded, None)
+    run_evaluation(evaluate(loaded, "stereoset", data, intervention=spec), loaded, spec)
     app = AppTest.from_file(str(ROOT / "pages" / "7_Trade_off.py"), default_timeout=120).run()
     assert not app.exception and not app.error
-    assert app.session_state["trade_points"] == 2
+    points = shown_table(app, "trade_table")
+    assert len(points) == 2 and sorted(points["method"]) == ["BNS", "original"]
 
 
-@pytest.mark.parametrize("page, advice", [("1_Bias_neurons.py", "bias-lab ig2"), ("3_Heads.py", "bias-lab heads"),
-                                          ("4_Pruning_masks.py", "bias-lab prune"), ("6_Compare.py", "two finished"),
+@pytest.mark.parametrize("page, advice", [("1_Bias_neurons.py", "bias-lab neurons attribute"),
+                                          ("3_Heads.py", "bias-lab heads score"),
+                                          ("4_Pruning_masks.py", "bias-lab masks train"), ("6_Compare.py", "two finished"),
                                           ("7_Trade_off.py", "Evaluate page"), ("8_Runs.py", "No runs yet")])
 def test_pages_with_an_empty_run_store_explain_what_to_do(monkeypatch, tiny_model_dir, page, advice):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
@@ -268,15 +321,8 @@ def test_png_export_on_request(monkeypatch, tiny_model_dir, tmp_path):
 
     if not shutil.which("chromium") and not shutil.which("google-chrome"):
         pytest.skip("PNG export needs Chrome or Chromium")
-    from bias_lab.cli import main
-
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    prompts = tmp_path / "p.jsonl"
-    prompts.write_text('{"id": "p0", "prompt": "[MASK] is a doctor .", "pair": ["he", "she"]}\n')
-    text = tmp_path / "t.txt"
-    text.write_text("the doctor is here .\n")
-    assert main(["heads", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--perf-data", str(text),
-                 "--bias", "ig2-gap", "--bias-data", str(prompts), "--out", str(tmp_path / "heads")]) == 0
+    _score_heads(tiny_model_dir("bert"), tmp_path)
     app = AppTest.from_file(str(ROOT / "pages" / "3_Heads.py"), default_timeout=180).run()
     app.button(key="heads_perf_png_prepare").click().run()
     assert not app.exception and not app.error
@@ -294,4 +340,4 @@ def test_pruning_masks_page_learns_a_mask(monkeypatch, tiny_model_dir, tmp_path)
     app.button(key="masks_learn").click().run()
     assert not app.exception and not app.error
     assert "mask written to" in app.success[0].value
-    assert app.session_state["masks_count"] == 1
+    assert len(density_expanders(app)) == 1

@@ -60,9 +60,10 @@ def workspace(tmp_path_factory, tiny_model_dir):
     text = folder / "text.txt"
     text.write_text("the doctor is here and she is very kind .\nthis young person is honest .\n")
     for family in ("bert", "distilbert"):
-        _cli(env, "ig2", "--model", str(tiny_model_dir(family)), "--dimension", "gender", "--modifier", "N",
-             "--pair", "female", "male", "--limit", "34", "--steps", "3", "--out", str(folder / f"ig2-{family}"))
-    _cli(env, "heads", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--perf-data", str(text),
+        _cli(env, "neurons", "attribute", "--model", str(tiny_model_dir(family)), "--dimension", "gender",
+             "--modifier", "N", "--pair", "female", "male", "--limit", "34", "--steps", "3",
+             "--out", str(folder / f"ig2-{family}"))
+    _cli(env, "heads", "score", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--perf-data", str(text),
          "--bias", "ig2-gap", "--bias-data", str(prompts), "--out", str(folder / "heads"))
     (folder / STEREOSET_FILE).write_text(json.dumps(STEREOSET))
     return {"folder": folder, "home": home}

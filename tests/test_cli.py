@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from bias_lab.cli import main
+from bias_lab.families import family_names
 from bias_lab.store import RunStore
 
 from .conftest import ROOT
@@ -22,11 +23,11 @@ def test_info_lists_device_and_families(capsys):
     code, out, err = _run(capsys, "info")
     assert code == 0 and err == ""
     assert out.startswith("device: cpu")
-    for family in ("bert", "roberta", "distilbert", "gpt2", "gpt-neo", "llama"):
+    for family in family_names():
         assert f"  {family} " in out
     code, out, _ = _run(capsys, "info", "--json")
     facts = json.loads(out)
-    assert facts["device"]["device"] == "cpu" and len(facts["families"]) == 6
+    assert facts["device"]["device"] == "cpu" and [f["family"] for f in facts["families"]] == family_names()
 
 
 @pytest.mark.parametrize("command", [[sys.executable, "-m", "bias_lab", "info"], ["bias-lab", "info"]])
@@ -72,13 +73,47 @@ def test_library_errors_print_one_line_and_exit_2(capsys, argv, message):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [["bogus"], ["runs"], ["runs", "list", "--status", "done"], ["info", "--nope"]])
+@pytest.mark.parametrize("argv", [["bogus"], ["runs"], ["runs", "list", "--status", "done"], ["info", "--nope"],
+                                  ["neurons"], ["heads"], ["masks"], ["evaluate", "nope"], ["ig2"], ["prune"]])
 def test_bad_arguments_exit_2_with_one_line(capsys, argv):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("group, actions", [("neurons", "attribute, select, verify, compare"),
+                                           ("heads", "score, select, importance, tradeoff"),
+                                           ("masks", "train, info, evaluate"), ("runs", "list, show, delete")])
+def test_a_group_without_an_action_names_its_actions(capsys, group, actions):
+    with pytest.raises(SystemExit) as info:
+        main([group])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == f"error: `bias-lab {group}` needs an action: {actions} (see `bias-lab {group} --help`)\n"
+    with pytest.raises(SystemExit) as info:
+        main([group, "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and all(action in out for action in actions.split(", "))
+
+
+def test_help_lists_the_command_tree_and_the_library_tables(capsys):
+    from bias_lab.metrics import BENCHMARKS, metric_names
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("neurons", "heads", "masks", "evaluate", "runs", "info", "model-info"):
+        assert f"    {command}" in out
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    out = capsys.readouterr().out
+    assert all(f"  {name} " in out for name in BENCHMARKS)  # every benchmark of the table, with its data
+    with pytest.raises(SystemExit):
+        main(["heads", "score", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(name in out for name in metric_names("performance") + metric_names("bias"))
 
 
 def test_debug_flag_shows_the_traceback(capsys):

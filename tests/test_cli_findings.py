@@ -1,5 +1,5 @@
 """Regression tests for the CLI user-test findings (issue 10): --limit, wrong model kinds, head
-scoring without a performance metric, wording, runs list, --debug/--version, compare-neurons."""
+scoring without a performance metric, wording, runs list, --debug/--version, neurons compare."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from bias_lab.cli import main
+from bias_lab.evaluation.record import EvaluationResult
 from bias_lab.interventions import InterventionSpec, NeuronEdit
 from bias_lab.store import RunStore
 
@@ -66,20 +67,21 @@ def _one_line_error(capsys, code) -> str:
 # --- A: --limit and --retarget-all of `evaluate` ------------------------------------------------
 
 def test_limit_is_honoured_and_recorded_for_stereoset_and_crows(capsys, tiny_model_dir, files, tmp_path):
-    out = tmp_path / "ss.json"
+    out = tmp_path / "ss"
     code = main(["evaluate", "stereoset", "--model", str(tiny_model_dir("bert")), "--data", str(files["stereoset"]),
                  "--limit", "1", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
-    assert json.loads(out.read_text())["intrasentence"]["overall"]["count"] == 1  # of 2 examples
+    assert EvaluationResult.load(out).summary["intrasentence"]["overall"]["count"] == 1  # of 2 examples
     config = RunStore().list(kind="evaluate")[0].config
     assert (config["limit"], config["items"], config["benchmark"]) == (1, 1, "stereoset")
     assert config["data_label"].endswith("dev.json, first 1") and config["notes"] == []
     assert {"data", "intervention", "method", "options", "tasks"} <= set(config)
 
+    out = tmp_path / "crows"
     code = main(["evaluate", "crows", "--model", str(tiny_model_dir("bert")), "--data", str(files["crows"]),
                  "--limit", "2", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
-    assert json.loads(out.read_text())["overall"]["count"] == 2  # of 3 pairs
+    assert EvaluationResult.load(out).summary["overall"]["count"] == 2  # of 3 pairs
     (record,) = [r for r in RunStore().list(kind="evaluate") if r.config["benchmark"] == "crows"]
     assert record.config["limit"] == 2 and record.config["items"] == 2 and record.summary["items"] == 2
 
@@ -89,7 +91,7 @@ def test_limit_help_and_seat_limit_is_refused(capsys, tiny_model_dir, files, tmp
         main(["evaluate", "--help"])
     assert "CrowS/WinoBias pairs, text lines" in " ".join(capsys.readouterr().out.split())
     code = main(["evaluate", "seat", "--model", str(tiny_model_dir("bert", "encoder")), "--data", str(files["seat"]),
-                 "--limit", "3", "--out", str(tmp_path / "o.json")])
+                 "--limit", "3", "--out", str(tmp_path / "o")])
     assert "--limit 3 does not apply to SEAT" in _one_line_error(capsys, code)
     assert RunStore().list() == []
 
@@ -98,7 +100,7 @@ def test_retarget_all_moves_mask_edits_and_prints_a_note(capsys, tiny_model_dir,
     spec = tmp_path / "spec.json"
     InterventionSpec((NeuronEdit(1, 3, 0.0),), position="mask").save(spec)
     argv = ["evaluate", "stereoset", "--model", str(tiny_model_dir("gpt2")), "--data", str(files["stereoset"]),
-            "--intervention", str(spec), "--out", str(tmp_path / "o.json")]
+            "--intervention", str(spec), "--out", str(tmp_path / "o")]
     assert "--retarget-all" in _one_line_error(capsys, main(argv))
     assert RunStore().list() == []  # refused before any run existed
     assert main(argv + ["--retarget-all"]) == 0
@@ -111,28 +113,31 @@ def test_retarget_all_moves_mask_edits_and_prints_a_note(capsys, tiny_model_dir,
 # --- B: a model of the wrong kind is one line, exit 2, and leaves no run behind -----------------
 
 WRONG_KIND = [
-    ("encoder", ["ig2", "--prompts", "{prompts}", "--out", "{out}"]),
-    ("encoder", ["verify", "--run", "{ig2_run}"]),
-    ("encoder", ["evaluate", "stereoset", "--data", "{stereoset}", "--out", "{out}/o.json"]),
-    ("encoder", ["evaluate", "crows", "--data", "{crows}", "--out", "{out}/o.json"]),
-    ("encoder", ["evaluate", "winobias", "--data", "{winobias}", "--out", "{out}/o.json"]),
-    ("encoder", ["evaluate", "perplexity", "--data", "{text}", "--out", "{out}/o.json"]),
-    ("encoder", ["heads", "--perf", "mlm-loss", "--perf-data", "{text}", "--out", "{out}"]),
-    ("encoder", ["heads", "--perf", "perplexity", "--perf-data", "{text}", "--out", "{out}"]),
-    ("encoder", ["heads", "--perf", "stereoset-lms", "--perf-data", "{stereoset}", "--out", "{out}"]),
-    ("encoder", ["heads", "--perf", "none", "--bias", "crows", "--bias-data", "{crows}", "--out", "{out}"]),
+    ("encoder", ["neurons", "attribute", "--data", "{prompts}", "--out", "{out}"]),
+    ("encoder", ["neurons", "verify", "--run", "{ig2_run}"]),
+    ("encoder", ["evaluate", "stereoset", "--data", "{stereoset}", "--out", "{out}/o"]),
+    ("encoder", ["evaluate", "crows", "--data", "{crows}", "--out", "{out}/o"]),
+    ("encoder", ["evaluate", "winobias", "--data", "{winobias}", "--out", "{out}/o"]),
+    ("encoder", ["evaluate", "perplexity", "--data", "{text}", "--out", "{out}/o"]),
+    ("encoder", ["evaluate", "mlm-loss", "--data", "{text}", "--out", "{out}/o"]),
+    ("encoder", ["evaluate", "ig2-gap", "--data", "{prompts}", "--out", "{out}/o"]),
+    ("encoder", ["heads", "score", "--perf", "mlm-loss", "--perf-data", "{text}", "--out", "{out}"]),
+    ("encoder", ["heads", "score", "--perf", "perplexity", "--perf-data", "{text}", "--out", "{out}"]),
+    ("encoder", ["heads", "score", "--perf", "stereoset-lms", "--perf-data", "{stereoset}", "--out", "{out}"]),
+    ("encoder", ["heads", "score", "--perf", "none", "--bias", "crows", "--bias-data", "{crows}", "--out", "{out}"]),
     ("encoder", ["heads", "importance", "--perf-data", "{text}", "--out", "{out}"]),
     ("encoder", ["heads", "tradeoff", "--run", "{heads_run}", "--perf", "perplexity", "--perf-data", "{text}",
                  "--bias", "seat", "--bias-data", "{seat}", "--out", "{out}/t.csv"]),
-    ("encoder", ["prune", "--objective", "masked-debias", "--data", "{debias}", "--out", "{out}"]),
-    ("encoder", ["mask", "evaluate", "{out}/mask.safetensors", "--text", "{text}", "--out", "{out}/m.csv"]),
-    ("causal", ["ig2", "--prompts", "{prompts}", "--out", "{out}"]),
-    ("causal", ["verify", "--run", "{ig2_run}"]),
-    ("causal", ["heads", "--perf", "mlm-loss", "--perf-data", "{text}", "--out", "{out}"]),
-    ("causal", ["heads", "--perf", "perplexity", "--perf-data", "{text}", "--bias", "ig2-gap",
+    ("encoder", ["masks", "train", "--objective", "masked-debias", "--data", "{debias}", "--out", "{out}"]),
+    ("encoder", ["masks", "evaluate", "{out}/mask.safetensors", "--perplexity-data", "{text}", "--out", "{out}/m.csv"]),
+    ("causal", ["neurons", "attribute", "--data", "{prompts}", "--out", "{out}"]),
+    ("causal", ["neurons", "verify", "--run", "{ig2_run}"]),
+    ("causal", ["evaluate", "mlm-loss", "--data", "{text}", "--out", "{out}/o"]),
+    ("causal", ["heads", "score", "--perf", "mlm-loss", "--perf-data", "{text}", "--out", "{out}"]),
+    ("causal", ["heads", "score", "--perf", "perplexity", "--perf-data", "{text}", "--bias", "ig2-gap",
                 "--bias-data", "{prompts}", "--out", "{out}"]),
     ("causal", ["heads", "importance", "--perf-data", "{text}", "--iterative", "1", "--out", "{out}"]),
-    ("causal", ["prune", "--objective", "masked-debias", "--data", "{debias}", "--out", "{out}"]),
+    ("causal", ["masks", "train", "--objective", "masked-debias", "--data", "{debias}", "--out", "{out}"]),
 ]
 
 
@@ -145,15 +150,15 @@ def _heads_run(folder):
     return folder
 
 
-@pytest.mark.parametrize("kind, argv", WRONG_KIND, ids=[f"{k}-{'-'.join(a[:2])}" for k, a in WRONG_KIND])
+@pytest.mark.parametrize("kind, argv", WRONG_KIND, ids=[f"{k}-{'-'.join(a[:3])}" for k, a in WRONG_KIND])
 def test_wrong_model_kind_is_refused_before_any_run(capsys, tiny_model_dir, files, tmp_path, kind, argv):
     paths = {name: str(path) for name, path in files.items()}
     paths["out"] = str(tmp_path / "out")
     if "{ig2_run}" in argv:  # a real IG2 run of a masked LM, verified with the wrong model
         paths["ig2_run"] = str(tmp_path / "ig2")
-        assert main(["ig2", "--model", str(tiny_model_dir("bert")), "--prompts", paths["prompts"], "--steps", "2",
-                     "--out", paths["ig2_run"]]) == 0
-        assert main(["bias-neurons", "--run", paths["ig2_run"]]) == 0
+        assert main(["neurons", "attribute", "--model", str(tiny_model_dir("bert")), "--data", paths["prompts"],
+                     "--steps", "2", "--out", paths["ig2_run"]]) == 0
+        assert main(["neurons", "select", "--run", paths["ig2_run"]]) == 0
         capsys.readouterr()
     if "{heads_run}" in argv:
         paths["heads_run"] = str(_heads_run(tmp_path / "heads"))
@@ -170,7 +175,7 @@ def test_model_info_and_seat_accept_every_kind(capsys, tiny_model_dir, files, tm
     assert main(["model-info", "--model", model, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == kind
     assert main(["evaluate", "seat", "--model", model, "--data", str(files["seat"]), "--samples", "100",
-                 "--out", str(tmp_path / "seat.json")]) == 0
+                 "--out", str(tmp_path / "seat")]) == 0
     assert "mean |effect size|" in capsys.readouterr().out
 
 
@@ -180,13 +185,13 @@ def test_encoder_heads_are_scored_on_bias_only(capsys, tiny_model_dir, files, tm
     encoder = str(tiny_model_dir("bert", "encoder"))
     out = tmp_path / "heads"
     assert "--perf none scores bias only: give --bias" in _one_line_error(
-        capsys, main(["heads", "--model", encoder, "--perf", "none", "--out", str(out)]))
-    code = main(["heads", "--model", encoder, "--perf", "mlm-loss", "--perf-data", str(files["text"]), "--out", str(out)])
+        capsys, main(["heads", "score", "--model", encoder, "--perf", "none", "--out", str(out)]))
+    code = main(["heads", "score", "--model", encoder, "--perf", "mlm-loss", "--perf-data", str(files["text"]), "--out", str(out)])
     assert "use --perf none" in _one_line_error(capsys, code)
     assert RunStore().list() == []
 
-    code = main(["heads", "--model", encoder, "--perf", "none", "--bias", "seat", "--bias-data", str(files["seat"]),
-                 "--out", str(out)])
+    code = main(["heads", "score", "--model", encoder, "--perf", "none", "--bias", "seat", "--bias-data",
+                 str(files["seat"]), "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     assert "baseline seat" in capsys.readouterr().out
     table = pd.read_parquet(out / "head_scores.parquet")
@@ -206,16 +211,16 @@ def test_encoder_heads_are_scored_on_bias_only(capsys, tiny_model_dir, files, tm
     assert "needs a performance score per head" in _one_line_error(capsys, code)
 
 
-# --- D: wording, runs list, pipes, --debug, --version, compare-neurons, flag names -------------
+# --- D: wording, runs list, pipes, --debug, --version, neurons compare, flag names -------------
 
 def test_summary_lines_name_each_metric(capsys, tiny_model_dir, files, tmp_path):
     assert main(["evaluate", "stereoset", "--model", str(tiny_model_dir("bert")), "--data", str(files["stereoset"]),
-                 "--out", str(tmp_path / "ss.json")]) == 0
+                 "--out", str(tmp_path / "ss")]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith("ss ") and "  lms " in line and "  icat " in line and "  bias |SS − 50| " in line
     assert "performance" not in line
     assert main(["evaluate", "perplexity", "--model", str(tiny_model_dir("gpt2")), "--data", str(files["text"]),
-                 "--out", str(tmp_path / "ppl.json")]) == 0
+                 "--out", str(tmp_path / "ppl")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("perplexity ") and "performance" not in out
 
@@ -265,34 +270,34 @@ def test_compare_neurons_edges_never_overlap(capsys, tmp_path):
     table = tmp_path / "four.csv"
     pd.DataFrame({"jut": "N:a-b", "layer": [0, 1, 2, 3], "neuron": [5, 6, 7, 8], "frequency": 1.0, "bags": 1,
                   "mean_score": 1.0}).to_csv(table, index=False)
-    assert main(["compare-neurons", str(table), "--layers", "4"]) == 0
+    assert main(["neurons", "compare", str(table), "--layers", "4"]) == 0
     out = capsys.readouterr().out
     assert "25% in the shallowest layer, 25% in the deepest layer" in out  # edge 1 of 4 layers, not 3
-    err = _one_line_error(capsys, main(["compare-neurons", str(table), "--layers", "4", "--edge", "3"]))
+    err = _one_line_error(capsys, main(["neurons", "compare", str(table), "--layers", "4", "--edge", "3"]))
     assert "--edge 3 on a 4-layer model" in err and "use 1–2" in err
-    assert "give --layers" in _one_line_error(capsys, main(["compare-neurons", str(table)]))
-    assert "neither a bias-neuron table" in _one_line_error(capsys, main(["compare-neurons", "no-such-run"]))
+    assert "give --layers" in _one_line_error(capsys, main(["neurons", "compare", str(table)]))
+    assert "neither a bias-neuron table" in _one_line_error(capsys, main(["neurons", "compare", "no-such-run"]))
 
 
 def test_compare_neurons_takes_run_folders_and_ids_and_union_checks_targets(capsys, tiny_model_dir, files, tmp_path):
     run = tmp_path / "ig2"
-    assert main(["ig2", "--model", str(tiny_model_dir("bert")), "--prompts", str(files["prompts"]), "--steps", "2",
-                 "--out", str(run)]) == 0
+    assert main(["neurons", "attribute", "--model", str(tiny_model_dir("bert")), "--data", str(files["prompts"]),
+                 "--steps", "2", "--out", str(run)]) == 0
     run_id = RunStore().get(str(run)).id
-    assert main(["bias-neurons", "--run", run_id]) == 0  # a run id works wherever a run folder does
+    assert main(["neurons", "select", "--run", run_id]) == 0  # a run id works wherever a run folder does
     capsys.readouterr()
-    assert main(["compare-neurons", str(run), run_id, "--labels", "folder", "id"]) == 0  # layers from the run
+    assert main(["neurons", "compare", str(run), run_id, "--labels", "folder", "id"]) == 0  # layers from the run
     out = capsys.readouterr().out
     assert "folder:" in out and "id:" in out and "in the shallowest layer" in out
 
-    err = _one_line_error(capsys, main(["bias-neurons", "--run", str(run), "--union-with", str(run)]))
+    err = _one_line_error(capsys, main(["neurons", "select", "--run", str(run), "--union-with", str(run)]))
     assert "--union-with builds Union_IG from plain-IG runs" in err and "has target abs" in err
 
 
 def test_resume_conflicts_name_the_flag(capsys, tiny_model_dir, files, tmp_path):
     other = tmp_path / "other.txt"
     other.write_text("the old farmer drives a car .\n")
-    argv = ["heads", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--out", str(tmp_path / "h"),
+    argv = ["heads", "score", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--out", str(tmp_path / "h"),
             "--limit", "1", "--perf-data"]
     assert main(argv + [str(files["text"])]) == 0
     capsys.readouterr()
@@ -312,18 +317,19 @@ def test_heads_bias_limit_scores_only_the_first_items(tiny_model_dir, tmp_path, 
     path = tmp_path / "dev.json"
     path.write_text(json.dumps(STEREOSET))
     seen = []
-    real = metrics.bias_metric
+    real = metrics.head_metric
 
-    def spy(loaded, name, data, **options):
-        seen.append(len(data.intrasentence))
-        return real(loaded, name, data, **options)
+    def spy(loaded, name, data, *, role, **options):
+        if role == "bias":
+            seen.append(len(data.intrasentence))
+        return real(loaded, name, data, role=role, **options)
 
-    monkeypatch.setattr(metrics, "bias_metric", spy)
-    assert main(["heads", "--model", str(tiny_model_dir("bert")), "--perf", "none", "--bias", "stereoset",
+    monkeypatch.setattr(metrics, "head_metric", spy)
+    assert main(["heads", "score", "--model", str(tiny_model_dir("bert")), "--perf", "none", "--bias", "stereoset",
                  "--bias-data", str(path), "--bias-limit", "1", "--out", str(tmp_path / "heads")]) == 0
     assert seen == [1]
     assert RunStore().list(kind="heads")[0].config["bias_limit"] == 1
-    assert main(["heads", "--model", str(tiny_model_dir("bert")), "--perf", "none", "--bias", "stereoset",
+    assert main(["heads", "score", "--model", str(tiny_model_dir("bert")), "--perf", "none", "--bias", "stereoset",
                  "--bias-data", str(path), "--bias-limit", "0", "--out", str(tmp_path / "h2")]) == 2
 
 
@@ -339,9 +345,9 @@ def test_seat_defaults_to_the_gender_tests_like_the_app(tiny_model_dir, tmp_path
     for name in ("sent-weat6", "sent-weat7", "heilman_double_bind_competent_1"):
         (folder / f"{name}.jsonl").write_text(json.dumps(SEAT_TEST))
     model = str(tiny_model_dir("bert", "encoder"))
-    assert main(["evaluate", "seat", "--model", model, "--data", str(folder), "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["evaluate", "seat", "--model", model, "--data", str(folder), "--out", str(tmp_path / "a")]) == 0
     assert "SEAT on 2 gender tests of the 3" in capsys.readouterr().err
-    assert sorted(json.loads((tmp_path / "a.json").read_text())["tests"]) == ["sent-weat6", "sent-weat7"]
+    assert sorted(EvaluationResult.load(tmp_path / "a").summary["tests"]) == ["sent-weat6", "sent-weat7"]
     assert main(["evaluate", "seat", "--model", model, "--data", str(folder), "--tests", "all",
-                 "--out", str(tmp_path / "b.json")]) == 0
-    assert len(json.loads((tmp_path / "b.json").read_text())["tests"]) == 3
+                 "--out", str(tmp_path / "b")]) == 0
+    assert len(EvaluationResult.load(tmp_path / "b").summary["tests"]) == 3

@@ -20,7 +20,7 @@ def files(tmp_path):
 
 
 def _score(model, text, prompts, out, *extra):
-    return main(["heads", "--model", str(model), "--perf", "mlm-loss", "--perf-data", str(text), "--bias", "ig2-gap",
+    return main(["heads", "score", "--model", str(model), "--perf", "mlm-loss", "--perf-data", str(text), "--bias", "ig2-gap",
                  "--bias-data", str(prompts), "--out", str(out), *extra])
 
 
@@ -90,7 +90,7 @@ def test_interrupted_head_scoring_resumes_per_layer(capsys, tiny_model_dir, file
 def test_bad_heads_input(capsys, tiny_model_dir, files, tmp_path, argv, message):
     text, _ = files
     argv = [str(text) if a == "TEXT" else str(tmp_path / "o") if a == "X" else a for a in argv]
-    assert main(["heads", "--model", str(tiny_model_dir("bert")), *argv]) == 2
+    assert main(["heads", "score", "--model", str(tiny_model_dir("bert")), *argv]) == 2
     assert message in capsys.readouterr().err
     assert main(["heads", "select", "--run", str(tmp_path / "none"), "--alpha", "0.1", "--out", str(tmp_path / "s.json")]) == 2
     assert "is not a finished heads run" in capsys.readouterr().err
@@ -98,10 +98,10 @@ def test_bad_heads_input(capsys, tiny_model_dir, files, tmp_path, argv, message)
 
 def test_causal_models_refuse_mlm_loss(capsys, tiny_model_dir, files, tmp_path):
     text, _ = files
-    code = main(["heads", "--model", str(tiny_model_dir("gpt2")), "--perf", "mlm-loss", "--perf-data", str(text),
+    code = main(["heads", "score", "--model", str(tiny_model_dir("gpt2")), "--perf", "mlm-loss", "--perf-data", str(text),
                  "--out", str(tmp_path / "o")])
     assert code == 2 and "mlm-loss needs a masked LM" in capsys.readouterr().err
-    assert main(["heads", "--model", str(tiny_model_dir("gpt2")), "--perf", "perplexity", "--perf-data", str(text),
+    assert main(["heads", "score", "--model", str(tiny_model_dir("gpt2")), "--perf", "perplexity", "--perf-data", str(text),
                  "--out", str(tmp_path / "p")]) == 0
 
 

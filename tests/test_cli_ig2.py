@@ -11,8 +11,8 @@ from bias_lab.store import RunStore
 
 
 def _ig2(capsys, model, out, *extra):
-    code = main(["ig2", "--model", str(model), "--dimension", "gender", "--modifier", "N", "--pair", "female", "male",
-                 "--out", str(out), "--steps", "4", *extra])
+    code = main(["neurons", "attribute", "--model", str(model), "--dimension", "gender", "--modifier", "N", "--pair",
+                 "female", "male", "--out", str(out), "--steps", "4", *extra])
     return code, capsys.readouterr()
 
 
@@ -33,14 +33,15 @@ def test_ig2_contract(capsys, tiny_model_dir, tmp_path):
     record = RunStore().get(str(out))
     assert record.kind == "ig2" and record.status == "complete" and record.summary["prompts"] == 40
 
-    code, captured = main(["bias-neurons", "--run", str(out), "--spec", str(tmp_path / "spec.json")]), capsys.readouterr()
+    code = main(["neurons", "select", "--run", str(out), "--spec", str(tmp_path / "spec.json")])
+    captured = capsys.readouterr()
     assert code == 0 and "N:female-male" in captured.out
     table = pd.read_csv(out / "bias_neurons.csv")
     assert list(table.columns) == ["jut", "layer", "neuron", "frequency", "bags", "mean_score"]
     spec = json.loads((tmp_path / "spec.json").read_text())
     assert spec["position"] == "mask" and len(spec["neurons"]) == len(table[["layer", "neuron"]].drop_duplicates())
 
-    code, captured = main(["verify", "--run", str(out), "--draws", "2"]), capsys.readouterr()
+    code, captured = main(["neurons", "verify", "--run", str(out), "--draws", "2"]), capsys.readouterr()
     assert code == 0, captured.err
     verification = pd.read_csv(out / "verification.csv")
     assert set(verification["method"]) == {"ig2", "random"} and set(verification["mode"]) == {"suppress", "amplify"}
@@ -53,13 +54,13 @@ def test_prompt_file_keeps_input_order(capsys, tiny_model_dir, tmp_path):
     path = tmp_path / "prompts.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     out = tmp_path / "run"
-    assert main(["ig2", "--model", str(tiny_model_dir("roberta")), "--prompts", str(path), "--out", str(out),
-                 "--steps", "3"]) == 0
+    assert main(["neurons", "attribute", "--model", str(tiny_model_dir("roberta")), "--data", str(path),
+                 "--out", str(out), "--steps", "3"]) == 0
     prompts = pd.read_parquet(out / "prompts.parquet")
     assert prompts["id"].tolist() == ["long", "short", "mid"]
     reference_out = tmp_path / "reference"
-    assert main(["ig2", "--model", str(tiny_model_dir("roberta")), "--prompts", str(path), "--out", str(reference_out),
-                 "--steps", "3", "--engine", "reference"]) == 0
+    assert main(["neurons", "attribute", "--model", str(tiny_model_dir("roberta")), "--data", str(path),
+                 "--out", str(reference_out), "--steps", "3", "--engine", "reference"]) == 0
     fast = load_file(str(out / "attributions.safetensors"))["ig2"]
     reference = load_file(str(reference_out / "attributions.safetensors"))["ig2"]
     scale = reference.abs().amax(dim=2, keepdim=True)
@@ -112,11 +113,11 @@ def test_resume_with_other_settings_is_refused(capsys, tiny_model_dir, tmp_path)
         (["--dimension", "gendr", "--modifier", "N", "--pair", "a", "b"], "unknown dimension 'gendr'"),
         (["--dimension", "gender", "--modifier", "N", "--pair", "female", "male", "--steps", "0"], "--steps 0 must be at least 1"),
         (["--dimension", "gender", "--modifier", "N", "--pair", "female", "male", "--limit", "0"], "--limit 0"),
-        (["--dimension", "gender"], "give --prompts FILE, or all of"),
+        (["--dimension", "gender"], "give --data PROMPTS.jsonl, or all of"),
     ],
 )
 def test_ig2_bad_input_is_one_line_exit_2(capsys, tiny_model_dir, tmp_path, argv, message):
-    code = main(["ig2", "--model", str(tiny_model_dir("bert")), "--out", str(tmp_path / "o"), *argv])
+    code = main(["neurons", "attribute", "--model", str(tiny_model_dir("bert")), "--out", str(tmp_path / "o"), *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("error:")
@@ -125,7 +126,7 @@ def test_ig2_bad_input_is_one_line_exit_2(capsys, tiny_model_dir, tmp_path, argv
 def test_prompt_without_mask_and_out_of_range_neurons(capsys, tiny_model_dir, tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('{"id": "nomask", "prompt": "he is here .", "pair": ["he", "she"]}\n')
-    code = main(["ig2", "--model", str(tiny_model_dir("bert")), "--prompts", str(path), "--out", str(tmp_path / "o")])
+    code = main(["neurons", "attribute", "--model", str(tiny_model_dir("bert")), "--data", str(path), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "prompt 'nomask' has 0 masks" in err
     out = tmp_path / "run"
@@ -133,10 +134,12 @@ def test_prompt_without_mask_and_out_of_range_neurons(capsys, tiny_model_dir, tm
     bad = tmp_path / "neurons.csv"
     pd.DataFrame({"jut": ["N:female-male"], "layer": [9], "neuron": [0], "frequency": [1.0], "bags": [1],
                   "mean_score": [1.0]}).to_csv(bad, index=False)
-    code = main(["verify", "--run", str(out), "--neurons", str(bad)])
+    code = main(["neurons", "verify", "--run", str(out), "--neurons", str(bad), "--out", str(tmp_path / "v.csv")])
     err = capsys.readouterr().err
     assert code == 2 and "layer 9 is out of range, valid layers are 0–1" in err
-    code = main(["bias-neurons", "--run", str(tmp_path / "nothing")])
+    code = main(["neurons", "verify", "--run", str(out), "--neurons", str(bad)])
+    assert code == 2 and "--neurons verifies a table of your own" in capsys.readouterr().err
+    code = main(["neurons", "select", "--run", str(tmp_path / "nothing")])
     assert code == 2 and "is not a finished IG2 run folder" in capsys.readouterr().err
 
 
@@ -144,18 +147,18 @@ def test_union_ig_analyses_and_comparison(capsys, tiny_model_dir, tmp_path):
     model = tiny_model_dir("bert")
     for target in ("d1", "d2"):
         assert _ig2(capsys, model, tmp_path / target, "--limit", "17", "--target", target)[0] == 0
-    assert main(["bias-neurons", "--run", str(tmp_path / "d1"), "--union-with", str(tmp_path / "d2")]) == 0
+    assert main(["neurons", "select", "--run", str(tmp_path / "d1"), "--union-with", str(tmp_path / "d2")]) == 0
     union = pd.read_csv(tmp_path / "d1" / "union_ig_neurons.csv")
     assert "source" in union.columns and not union.empty
     analyses = json.loads((tmp_path / "d1" / "union_ig_neurons_analyses.json").read_text())
     assert len(analyses["per_layer"]) == 2 and analyses["intersections"][0]["statistic"] == "avg_intra"
-    assert main(["bias-neurons", "--run", str(tmp_path / "d2")]) == 0
+    assert main(["neurons", "select", "--run", str(tmp_path / "d2")]) == 0
     capsys.readouterr()
-    code = main(["compare-neurons", str(tmp_path / "d1" / "union_ig_neurons.csv"), str(tmp_path / "d2" / "bias_neurons.csv"),
+    code = main(["neurons", "compare", str(tmp_path / "d1" / "union_ig_neurons.csv"), str(tmp_path / "d2" / "bias_neurons.csv"),
                  "--labels", "union", "d2", "--layers", "2", "--out", str(tmp_path / "migration.csv")])
     out = capsys.readouterr().out
     assert code == 0 and "union:" in out and "shallowest" in out
     migration = pd.read_csv(tmp_path / "migration.csv")
     assert set(migration["model"]) == {"union", "d2"} and len(migration) == 4
-    code = main(["compare-neurons", str(tmp_path / "migration.csv"), "--layers", "2", "--labels", "a", "b"])
+    code = main(["neurons", "compare", str(tmp_path / "migration.csv"), "--layers", "2", "--labels", "a", "b"])
     assert code == 2 and "2 labels for 1 tables" in capsys.readouterr().err

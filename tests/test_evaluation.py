@@ -13,6 +13,7 @@ from bias_lab.data.common import DataError
 from bias_lab.data.crows import CrowsPair
 from bias_lab.evaluation import evaluate, load_benchmark_data
 from bias_lab.evaluation.results import EvalResult
+from bias_lab.families import family_named
 from bias_lab.interventions import InterventionSpec, NeuronEdit
 from bias_lab.models import load_model
 
@@ -68,7 +69,7 @@ def test_masked_stereoset_score_by_hand(tiny_loaded, stereoset_file, family):
     for row in items.itertuples():
         word = row.sentence.split(" ")[row.context.split(" ").index(next(w for w in row.context.split(" ") if "BLANK" in w))]
         word = word.strip(".,")
-        tokens = tokenizer.encode((" " + word) if family == "roberta" else word, add_special_tokens=False)
+        tokens = tokenizer.encode((" " + word) if family_named(family).leading_space else word, add_special_tokens=False)
         probabilities = []
         for i, token in enumerate(tokens):
             text = row.context.replace("BLANK", tokenizer.decode(tokens[:i]) + tokenizer.mask_token)

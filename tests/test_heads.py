@@ -9,13 +9,13 @@ import torch
 from bias_lab.families import adapter_for, input_columns
 from bias_lab.heads.ablation import ablated_value, score_heads
 from bias_lab.heads.importance import gradient_importance, iterative_pruning
-from bias_lab.heads.metrics import HeadMetric, bias_metric, mlm_loss, perplexity
+from bias_lab.heads.metrics import HeadMetric, bias_metric, perf_metric
 from bias_lab.heads.selection import (baseline, effect_correlations, fasp, fasp_grid_sets, grid_matrix, head_magnitudes,
                                       pruned_spec)
 from bias_lab.models import load_model
 from bias_lab.neurons.prompts import ig2_prompts
 
-from .conftest import ALL_FAMILIES, shared_path
+from .conftest import ALL_FAMILIES, MASKED_FAMILIES, shared_path
 from .planting import plant_bias_head
 
 TEXTS = ["the doctor is here and she is very kind .", "this young person is honest .",
@@ -23,7 +23,7 @@ TEXTS = ["the doctor is here and she is very kind .", "this young person is hone
 
 
 def _perf(loaded):
-    return mlm_loss(loaded, TEXTS) if loaded.kind == "masked" else perplexity(loaded, TEXTS, max_length=16, stride=8)
+    return perf_metric(loaded, "mlm-loss", TEXTS) if loaded.kind == "masked" else perf_metric(loaded, "perplexity", TEXTS, max_length=16, stride=8)
 
 
 def _zeroed_copy(loaded, layer, head):
@@ -51,7 +51,7 @@ def test_ablation_score_equals_the_metric_of_a_zeroed_copy(tiny_loaded, family):
         assert row["perf_delta"] == pytest.approx(expected - scores.baseline["perf"], abs=1e-5)
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "gpt2", "llama"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "gpt2", "llama", "modernbert"])
 def test_cached_prefix_scoring_equals_full_forward_scoring(tiny_model_dir, family):
     loaded = load_model(tiny_model_dir(family, layers=3), device="cpu")
     perf = _perf(loaded)
@@ -67,7 +67,7 @@ def test_cached_prefix_scoring_equals_full_forward_scoring(tiny_model_dir, famil
     pd.testing.assert_frame_equal(uncached_batched, naive, check_exact=False, rtol=1e-5, atol=1e-9)
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("family", MASKED_FAMILIES)
 def test_planted_head_is_ranked_first_and_ablating_it_removes_the_effect(tiny_model_dir, family):
     from bias_lab.neurons.prompts import prepare_prompts
 
@@ -78,7 +78,7 @@ def test_planted_head_is_ranked_first_and_ablating_it_removes_the_effect(tiny_mo
     bias = bias_metric(loaded, "ig2-gap", prompts)
     planted = bias(loaded)
     assert planted > 0.5
-    scores = score_heads(loaded, mlm_loss(loaded, TEXTS), bias).table
+    scores = score_heads(loaded, perf_metric(loaded, "mlm-loss", TEXTS), bias).table
     first = scores.sort_values("bias_delta").iloc[0]
     assert (int(first["layer"]), int(first["head"])) == site
     assert first["bias"] <= 0.1 * planted
@@ -141,7 +141,7 @@ def test_michel_importance_normalised_and_pruned_heads(tiny_model_dir):
 
 def test_iterative_pruning_curve(tiny_loaded):
     loaded = tiny_loaded("gpt2")
-    perf = perplexity(loaded, TEXTS, max_length=16, stride=8)
+    perf = perf_metric(loaded, "perplexity", TEXTS, max_length=16, stride=8)
     bias = HeadMetric("toy", lambda owner: perf(owner) / 10)
     curve = iterative_pruning(loaded, TEXTS, perf, bias, fraction=0.25, steps=3)
     assert curve["pruned"].tolist() == [0, 2, 4, 6]
@@ -153,7 +153,7 @@ def test_iterative_pruning_curve(tiny_loaded):
 
 def test_iterative_pruning_by_ablation_removes_the_cheapest_heads(tiny_loaded):
     loaded = tiny_loaded("bert")
-    perf = mlm_loss(loaded, TEXTS)
+    perf = perf_metric(loaded, "mlm-loss", TEXTS)
     curve = iterative_pruning(loaded, TEXTS, perf, fraction=0.25, steps=1, scores="ablation")
     single = score_heads(loaded, perf).table.sort_values(["perf", "layer", "head"])
     expected = [(int(r.layer), int(r.head)) for r in single.head(2).itertuples()]
@@ -164,7 +164,7 @@ def test_fasp_tradeoff_evaluates_each_pruned_set_once(tiny_loaded):
     from bias_lab.heads.selection import fasp_tradeoff
 
     loaded = tiny_loaded("bert")
-    perf = mlm_loss(loaded, TEXTS)
+    perf = perf_metric(loaded, "mlm-loss", TEXTS)
     calls = []
     bias = HeadMetric("toy", lambda owner: calls.append(1) or perf(owner) / 2)
     table = score_heads(loaded, perf, bias).table

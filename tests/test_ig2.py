@@ -137,6 +137,12 @@ def test_planted_neuron_is_ranked_first_and_suppressing_it_removes_the_gap(tiny_
         expected = _hand_gaps(loaded, prepared, family, layer, neuron, scale)
         torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-7)
 
+
+# The FFN output projection of each masked family, by name in the model (written out, not from the table).
+FFN_OUTPUT = {"bert": "bert.encoder.layer.{}.output.dense", "roberta": "roberta.encoder.layer.{}.output.dense",
+              "distilbert": "distilbert.transformer.layer.{}.ffn.lin2", "modernbert": "model.layers.{}.mlp.Wo"}
+
+
 def _hand_gaps(loaded, prepared, family, layer, neuron, scale):
     """|P(d1) − P(d2)| at the mask of a copy whose FFN output column ``neuron`` of ``layer`` is scaled.
     The planted layer is the last, so scaling the column everywhere equals scaling it at the mask."""
@@ -144,10 +150,7 @@ def _hand_gaps(loaded, prepared, family, layer, neuron, scale):
 
     assert layer == loaded.num_layers - 1
     model = copy.deepcopy(loaded.model)
-    if family == "distilbert":
-        output = model.distilbert.transformer.layer[layer].ffn.lin2
-    else:
-        output = getattr(model, family).encoder.layer[layer].output.dense
+    output = model.get_submodule(FFN_OUTPUT[family].format(layer))
     result = []
     with torch.no_grad():
         output.weight[:, neuron] *= scale

@@ -114,16 +114,16 @@ def test_masked_debias_command_and_bad_input(capsys, shortcut_classifier, tmp_pa
     path.write_text("\n".join(json.dumps({"text": e.text, "label": e.label, "bias_prob": e.bias_prob})
                               for e in data[:64]) + "\n")
     out = tmp_path / "run"
-    code = main(["prune", "--model", str(folder), "--objective", "masked-debias", "--data", str(path), "--block",
+    code = main(["masks", "train", "--model", str(folder), "--objective", "masked-debias", "--data", str(path), "--block",
                  "unstructured", "--l1", "0.01", "--batch-size", "16", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     assert (out / "mask.safetensors").is_file()
     assert len(load_examples(path)) == 64
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "x", "label": 1, "bias_prob": 1.5}\n')
-    assert main(["prune", "--model", str(folder), "--objective", "masked-debias", "--data", str(bad), "--out",
+    assert main(["masks", "train", "--model", str(folder), "--objective", "masked-debias", "--data", str(bad), "--out",
                  str(tmp_path / "o")]) == 2
     assert "bias_prob 1.5 must be a probability" in capsys.readouterr().err
-    assert main(["prune", "--model", str(tiny_model_dir("bert")), "--objective", "masked-debias", "--data", str(path),
+    assert main(["masks", "train", "--model", str(tiny_model_dir("bert")), "--objective", "masked-debias", "--data", str(path),
                  "--out", str(tmp_path / "p")]) == 2
     assert "needs a sequence classifier" in capsys.readouterr().err

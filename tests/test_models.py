@@ -29,7 +29,10 @@ def test_every_family_loads_with_its_facts(tiny_loaded, family):
 
 
 def test_table_has_one_entry_per_family():
-    assert [f.name for f in FAMILIES] == ["bert", "roberta", "distilbert", "gpt2", "gpt-neo", "llama"]
+    names = [f.name for f in FAMILIES]
+    assert names == list(ALL_FAMILIES) and len(set(names)) == len(names)
+    assert names[:7] == ["bert", "roberta", "distilbert", "gpt2", "gpt-neo", "llama", "modernbert"]
+    assert family_for_model_type("modernbert").name == "modernbert"
     for model_type in ("mistral", "qwen2"):
         assert family_for_model_type(model_type).name == "llama"
     with pytest.raises(UnsupportedModelError, match="'t5' is not supported: supported model types are .*bert"):

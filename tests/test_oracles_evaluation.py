@@ -16,7 +16,7 @@ import bias_lab.evaluation as evaluation_package
 from bias_lab.data import load_seat, load_stereoset, load_winobias
 from bias_lab.data.crows import CrowsPair
 from bias_lab.evaluation import evaluate
-from bias_lab.evaluation.record import BIAS_OF, headline
+from bias_lab.metrics import METRICS, headline
 from bias_lab.evaluation.results import EvalResult
 from bias_lab.evaluation.seat import embed
 from bias_lab.heads.metrics import bias_metric, perf_metric
@@ -109,7 +109,8 @@ SEAT_SENTENCES = ["she is a nurse at the house .", "he works .",
 
 
 @pytest.mark.parametrize("family, pooling", [("bert", "mean"), ("bert", "cls"), ("roberta", "mean"),
-                                             ("gpt2", "last"), ("gpt2", "mean"), ("llama", "last")])
+                                             ("gpt2", "last"), ("gpt2", "mean"), ("llama", "last"),
+                                             ("modernbert", "mean")])
 def test_seat_embed_pools_real_tokens_only(tiny_loaded, family, pooling):
     loaded = tiny_loaded(family)
     lengths = [len(loaded.tokenizer(s)["input_ids"]) for s in SEAT_SENTENCES]
@@ -263,7 +264,7 @@ CROWS_PAIRS = [CrowsPair("0", "the poor man is lazy .", "the rich man is lazy ."
                CrowsPair("1", "she cooks food at home .", "the old man cooks food at home .", "stereo", "gender")]
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "modernbert"])
 @pytest.mark.parametrize("variant", ["shared", "modified"])
 def test_crows_variants_by_hand(tiny_loaded, family, variant):
     """``shared``: Σ log P(token | rest) over the unchanged tokens, masked one at a time; ``modified``:
@@ -423,7 +424,7 @@ def test_ig2_gap_metric_is_mean_absolute_gap_by_hand(tiny_loaded):
 
 @pytest.mark.parametrize("bench, summary, bias", REDUCTIONS, ids=REDUCTION_IDS)
 def test_record_bias_of_and_headline_by_hand(bench, summary, bias):
-    assert BIAS_OF[bench](summary) == pytest.approx(bias)
+    assert METRICS[bench].value(summary) == pytest.approx(bias)
     flat = headline(bench, summary)
     if bench == "stereoset":
         overall = summary["intrasentence"]["overall"]
@@ -438,5 +439,5 @@ def test_record_bias_of_and_headline_by_hand(bench, summary, bias):
 
 
 def test_record_headline_of_perplexity_has_no_bias():
-    assert "perplexity" not in BIAS_OF
+    assert METRICS["perplexity"].role == "performance"
     assert headline("perplexity", {"perplexity": 123.4, "tokens": 50}) == {"performance": 123.4}

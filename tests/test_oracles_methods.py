@@ -16,13 +16,14 @@ import torch
 from bias_lab.forward import mask_probabilities
 from bias_lab.heads import importance
 from bias_lab.heads.importance import gradient_importance
-from bias_lab.heads.metrics import mlm_items, mlm_loss
+from bias_lab.evaluation.mlm_loss import masked_items
+from bias_lab.heads.metrics import perf_metric
 from bias_lab.models import load_model
 from bias_lab.neurons import select_bias_neurons
 from bias_lab.pruning.kaneko import KanekoObjective
-from bias_lab.pruning.masks import MaskSet, Scores, surviving_heads
+from bias_lab.pruning.masks import MaskSet, Scores, applied, densities, surviving_heads
 
-from .conftest import ALL_FAMILIES
+from .conftest import ALL_FAMILIES, MASKED_FAMILIES
 
 TEXTS = ["the doctor is here and she is very kind .", "this young person is honest .",
          "a man and a woman work in the city ."]
@@ -39,6 +40,8 @@ def _attn_out_head_weight(model, family: str, layer: int, head: int, size: int) 
         return model.transformer.h[layer].attn.c_proj.weight, (columns, slice(None))
     if family == "llama":
         return model.model.layers[layer].self_attn.o_proj.weight, (slice(None), columns)
+    if family == "modernbert":
+        return model.model.layers[layer].attn.Wo.weight, (slice(None), columns)
     raise AssertionError(family)
 
 
@@ -87,7 +90,7 @@ def _hand_normalised(raw: torch.Tensor) -> torch.Tensor:
     return (per_layer - per_layer.min()) / (per_layer.max() - per_layer.min())
 
 
-@pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama", "modernbert"])
 def test_michel_importance_equals_finite_differences_of_head_weight_columns(tiny_model_dir, family):
     loaded = load_model(tiny_model_dir(family), device="cpu")
     loaded.model.double()
@@ -157,13 +160,13 @@ def test_michel_importance_accumulation_and_normalisation_on_a_constructed_gradi
 # --- masked-LM loss -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("family", MASKED_FAMILIES)
 def test_mlm_loss_masks_the_chosen_tokens_and_equals_the_hand_cross_entropy(tiny_loaded, family):
     loaded = tiny_loaded(family)
     texts = TEXTS + ["they are happy people .", "the old farmer drives a car ."]
     hand = _hand_mlm_items(loaded.tokenizer, texts, loaded.mask_token_id)
     assert sum(len(positions) for _, _, positions in hand) >= len(texts)
-    items = mlm_items(loaded, texts)
+    items = [(item.input_ids, item.positions, item.targets) for item in masked_items(loaded, texts).items]
     for (ids, masked, positions), (got_masked, got_positions, got_targets) in zip(hand, items):
         assert list(got_positions) == positions
         assert list(got_masked) == masked and all(got_masked[p] == loaded.mask_token_id for p in positions)
@@ -174,7 +177,7 @@ def test_mlm_loss_masks_the_chosen_tokens_and_equals_the_hand_cross_entropy(tiny
             log_probs = loaded.model(input_ids=torch.tensor([masked])).logits[0].double().log_softmax(-1)
             total -= float(log_probs[positions, [ids[p] for p in positions]].sum())
             count += len(positions)
-    assert mlm_loss(loaded, texts, batch_size=2)(loaded) == pytest.approx(total / count, rel=1e-5)
+    assert perf_metric(loaded, "mlm-loss", texts, batch_size=2)(loaded) == pytest.approx(total / count, rel=1e-5)
 
 
 # --- Kaneko & Bollegala ---------------------------------------------------------------------------
@@ -346,6 +349,77 @@ def test_gpt2_fused_qkv_value_columns_decide_whether_a_head_survives(tiny_loaded
     assert dead(0, 3) == []
 
 
+# --- ModernBERT's fused Wqkv and gated Wi ---------------------------------------------------------
+
+
+def test_modernbert_fused_qkv_value_rows_decide_whether_a_head_survives(tiny_loaded):
+    loaded = tiny_loaded("modernbert")
+    assert (loaded.hidden_size, loaded.head_size, loaded.num_heads) == (HIDDEN, SIZE, 4)
+    # ModernBertAttention views the output of Wqkv (a Linear, weight [out, in]) as [3, heads, head
+    # size]: head 2's values are rows 2·32 + 16 … 2·32 + 24. Zeroing them (and their bias) in a copy
+    # zeroes exactly head 2's slice of the input of attn.Wo; zeroing its key rows does not.
+    batch = loaded.tokenizer(TEXTS[:1], return_tensors="pt")
+    for third, zero in ((2, True), (1, False)):
+        clone = copy.deepcopy(loaded.model)
+        rows = slice(third * HIDDEN + 2 * SIZE, third * HIDDEN + 3 * SIZE)
+        attention = clone.model.layers[1].attn
+        captured = {}
+        attention.Wo.register_forward_pre_hook(lambda m, a: captured.update(x=a[0]))
+        with torch.no_grad():
+            attention.Wqkv.weight[rows] = 0.0
+            attention.Wqkv.bias[rows] = 0.0
+            clone(**batch)
+        assert bool((captured["x"][..., 2 * SIZE:3 * SIZE] == 0).all()) is zero
+        assert bool((captured["x"][..., :2 * SIZE] != 0).any())
+
+    def dead(third, head):
+        mask = torch.ones(3 * HIDDEN, HIDDEN, dtype=torch.bool)
+        mask[third * HIDDEN + head * SIZE:third * HIDDEN + (head + 1) * SIZE] = False
+        heads = surviving_heads(loaded, MaskSet("unstructured", {"layer1.query": mask}))
+        return heads.loc[~heads["alive"], ["layer", "head"]].values.tolist()
+
+    assert dead(2, 2) == [[1, 2]]
+    assert dead(2, 0) == [[1, 0]]
+    assert dead(1, 2) == []  # keys only: the head still writes its values
+    assert dead(0, 3) == []
+
+
+def test_modernbert_neuron_mask_removes_the_input_and_the_gate_row_of_the_neuron(tiny_loaded):
+    loaded = tiny_loaded("modernbert")
+    # ModernBertMLP computes Wo(act(input) · gate) with [input; gate] = Wi(x).chunk(2): FFN neuron n
+    # is made from rows n and 64 + n of Wi (and their bias entries), and is column n of Wo's input.
+    neuron, ffn = 5, 64
+    keep = torch.ones(ffn, dtype=torch.bool)
+    keep[neuron] = False
+    masks = MaskSet("neuron", {"layer1.ffn_in": keep})
+    batch = loaded.tokenizer(TEXTS[:2], return_tensors="pt", padding=True)
+    clone = copy.deepcopy(loaded.model)
+    with torch.no_grad():
+        wi = clone.model.layers[1].mlp.Wi
+        for row in (neuron, ffn + neuron):
+            wi.weight[row] = 0.0
+            wi.bias[row] = 0.0
+        expected = clone(**batch).logits
+    captured = {}
+    handle = loaded.model.model.layers[1].mlp.Wo.register_forward_pre_hook(lambda m, a: captured.update(x=a[0]))
+    try:
+        with torch.no_grad():
+            loaded.model(**batch)
+            unmasked = captured["x"]
+            with applied(loaded, masks):
+                got = loaded.model(**batch).logits
+            masked = captured["x"]
+    finally:
+        handle.remove()
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert bool((masked[..., neuron] == 0).all()) and bool((unmasked[..., neuron] != 0).all())
+    others = [n for n in range(ffn) if n != neuron]
+    torch.testing.assert_close(masked[..., others], unmasked[..., others], rtol=0, atol=0)
+    assert Scores(loaded, "neuron").scores["layer1__ffn_in"].shape == (ffn,)
+    table = densities(loaded, masks).set_index(["layer", "module"])
+    assert table.loc[(1, "ffn_in"), "kept"] == (2 * ffn - 2) * HIDDEN and table.loc[(1, "ffn_out"), "density"] == 100.0
+
+
 # --- IG2 bookkeeping ------------------------------------------------------------------------------
 
 
@@ -411,7 +485,12 @@ SITES = {
               ["model.layers.{}.mlp.gate_proj", "model.layers.{}.mlp.up_proj"],
               ["model.layers.{}.self_attn.q_proj", "model.layers.{}.self_attn.k_proj",
                "model.layers.{}.self_attn.v_proj"], "Linear"),
+    "modernbert": ("model.layers.{}.attn.Wo", "model.layers.{}.mlp.Wo", ["model.layers.{}.mlp.Wi"],
+                   ["model.layers.{}.attn.Wqkv"] * 3, "Linear"),
 }
+# Outputs of each FFN input projection: ModernBERT's Wi computes the input and the gate of every
+# neuron (ModernBertMLP chunks its output in two); elsewhere one output per neuron.
+FFN_IN_OUTPUTS = {"modernbert": 2 * 64}
 
 
 def _widths(module) -> tuple[int, int]:
@@ -435,7 +514,7 @@ def test_family_sites_are_the_real_projections(tiny_loaded, family):
         assert adapter.ffn_out(layer) is modules[ffn_out.format(layer)]
         assert _widths(adapter.ffn_out(layer)) == (64, 32)  # FFN width → hidden
         assert [m for m in adapter.ffn_in(layer)] == [modules[name.format(layer)] for name in ffn_in]
-        assert all(_widths(m) == (32, 64) for m in adapter.ffn_in(layer))
+        assert all(_widths(m) == (32, FFN_IN_OUTPUTS.get(family, 64)) for m in adapter.ffn_in(layer))
         projections = adapter.attention_projections(layer)
         for role, name in zip(("query", "key", "value"), qkv):
             assert projections[role] is modules[name.format(layer)], role

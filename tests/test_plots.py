@@ -105,3 +105,43 @@ def test_axis_titles_name_the_metric():
                "density": plots.density_bars({"m": density}, x_label="encoder layer", y_label="neurons")}
     for name, figure in figures.items():
         assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == ("encoder layer", "neurons"), name
+
+
+def test_before_after_figures_show_the_summaries():
+    before = {"intrasentence": {"overall": {"ss": 55.0}, "gender": {"ss": 60.0}, "race": {"ss": 40.0}}}
+    after = {"intrasentence": {"overall": {"ss": 50.0}, "gender": {"ss": 52.0}, "race": {"ss": 49.0}}}
+    figure = plots.stereoset_domains({"before": before, "after": after})
+    assert [t.name for t in figure.data] == ["before", "after"]
+    assert list(figure.data[0].x) == ["gender", "race"] and list(figure.data[0].y) == [60.0, 40.0]
+    assert list(figure.data[1].y) == [52.0, 49.0]
+    assert figure.layout.shapes[0].y0 == 50  # the unbiased line
+    assert figure.layout.xaxis.title.text == "domain" and figure.layout.yaxis.title.text == "SS (%)"
+    seat = plots.seat_effect_sizes({"before": {"tests": {"w6": {"effect_size": 0.5}, "w7": {"effect_size": -0.2}}}})
+    assert [t.name for t in seat.data] == ["before"]
+    assert list(seat.data[0].x) == ["w6", "w7"] and list(seat.data[0].y) == [0.5, -0.2]
+    assert seat.layout.title.text and seat.layout.yaxis.title.text == "effect size (d)"
+    gap = plots.gap_before_after(0.25, 0.125)
+    assert list(gap.data[0].x) == ["before", "after"] and list(gap.data[0].y) == [0.25, 0.125]
+    assert gap.layout.title.text and gap.layout.yaxis.title.text and gap.layout.yaxis.exponentformat == "e"
+
+
+def test_iterative_pruning_curve_has_a_bias_axis_only_with_bias():
+    curve = pd.DataFrame({"pruned": [0, 2, 4], "perf": [1.0, 1.2, 1.5], "bias": [0.3, 0.2, 0.25]})
+    figure = plots.iterative_pruning_curve(curve, perf_label="mlm-loss", bias_label="ig2-gap")
+    assert [t.name for t in figure.data] == ["performance", "bias"] and figure.data[1].yaxis == "y2"
+    assert list(figure.data[1].y) == [0.3, 0.2, 0.25]
+    assert figure.layout.yaxis.title.text == "mlm-loss" and figure.layout.yaxis2.title.text == "ig2-gap"
+    assert figure.layout.xaxis.title.text == "heads pruned (count)" and figure.layout.title.text
+    no_bias = plots.iterative_pruning_curve(curve.assign(bias=float("nan")))
+    assert [t.name for t in no_bias.data] == ["performance"]
+
+
+def test_tradeoff_of_stored_runs_names_each_point():
+    points = pd.DataFrame({"run": ["r1", "r2"], "model": ["m", "m"], "method": ["original", "BNS"],
+                           "data": ["dev.json, first 2"] * 2, "performance": [10.0, 12.0], "bias": [5.0, 1.0]})
+    figure = plots.tradeoff_runs(points, "stereoset: 100 − LMS vs |SS − 50|", x_label="100 − LMS", y_label="|SS − 50|")
+    named = {t.name: t for t in figure.data}
+    assert list(named["original"].text) == ["r1 · m · dev.json, first 2"]
+    assert list(named["BNS"].text) == ["r2 · m · dev.json, first 2"]
+    assert list(named["Pareto front"].x) == [10.0, 12.0]
+    assert figure.layout.xaxis.title.text == "100 − LMS" and figure.layout.yaxis.title.text == "|SS − 50|"

@@ -74,29 +74,39 @@ def test_interrupted_training_resumes_to_the_same_mask(tiny_model_dir, tmp_path,
     objective.loss = interrupt_at_seven
     with pytest.raises(KeyboardInterrupt):
         train_mask(loaded, objective, tmp_path / "resumed", settings)
-    assert (tmp_path / "resumed" / "checkpoint.pt").is_file()
+    assert (tmp_path / "resumed" / "checkpoint.json").is_file()
     assert RunStore().get(str(tmp_path / "resumed")).status == "interrupted"
     resumed = train_mask(loaded, KanekoObjective(loaded, _corpus()), tmp_path / "resumed", settings)
     assert resumed.history["step"].tolist() == fresh.history["step"].tolist()
     pd.testing.assert_frame_equal(resumed.history, fresh.history)
     assert all(torch.equal(resumed.masks.masks[k], fresh.masks.masks[k]) for k in fresh.masks.masks)
-    assert not (tmp_path / "resumed" / "checkpoint.pt").exists()
+    assert not (tmp_path / "resumed" / "checkpoint.json").exists()
 
 
 def test_prune_and_mask_info_commands(capsys, tiny_model_dir, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(_corpus(60)) + "\n")
     out = tmp_path / "run"
-    code = main(["prune", "--model", str(tiny_model_dir("roberta")), "--corpus", str(corpus), "--block", "head",
+    code = main(["masks", "train", "--model", str(tiny_model_dir("roberta")), "--data", str(corpus), "--block", "head",
                  "--mode", "last-token", "--epochs", "1", "--batch-size", "8", "--lr", "0.5", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     for name in ("mask.safetensors", "densities.parquet", "history.parquet", "run.json"):
         assert (out / name).is_file()
     assert json.loads((out / "run.json").read_text())["config"]["mode"] == "last-token"
     capsys.readouterr()
-    assert main(["mask", "info", str(out / "mask.safetensors")]) == 0
+    assert main(["masks", "info", str(out / "mask.safetensors")]) == 0
     printed = capsys.readouterr().out
     assert "block head" in printed and "pruned heads:" in printed and "value" in printed
+    for run in (str(out), RunStore().get(str(out)).id):  # the run, as its folder or its id
+        assert main(["masks", "info", run]) == 0
+        assert "block head" in capsys.readouterr().out
+    assert main(["masks", "info", str(tmp_path)]) == 2
+    assert "is not a finished mask-training run folder" in capsys.readouterr().err
+    (tmp_path / "other.txt").write_text(corpus.read_text())
+    code = main(["masks", "train", "--model", str(tiny_model_dir("roberta")), "--data", str(tmp_path / "other.txt"),
+                 "--block", "head", "--mode", "last-token", "--epochs", "1", "--batch-size", "8", "--lr", "0.5",
+                 "--out", str(out)])
+    assert code == 2 and "another config (--data: stored" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -110,7 +120,7 @@ def test_prune_and_mask_info_commands(capsys, tiny_model_dir, tmp_path):
 def test_bad_prune_input(capsys, tiny_model_dir, tmp_path, argv, message):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(_corpus(20)) + "\n")
-    code = main(["prune", "--model", str(tiny_model_dir("bert")), "--corpus", str(corpus), "--out", str(tmp_path / "o"),
+    code = main(["masks", "train", "--model", str(tiny_model_dir("bert")), "--data", str(corpus), "--out", str(tmp_path / "o"),
                  *argv])
     assert code == 2 and message in capsys.readouterr().err
 
@@ -135,8 +145,8 @@ def test_mask_evaluation_table(capsys, tiny_model_dir, tmp_path):
     text = tmp_path / "text.txt"
     text.write_text("the doctor is here .\nshe is kind .\n")
     out = tmp_path / "masks.csv"
-    code = main(["mask", "evaluate", str(tmp_path / "run" / "mask.safetensors"), "--seat", str(seat), "--tests",
-                 "sent-toy", "--text", str(text), "--out", str(out)])
+    code = main(["masks", "evaluate", str(tmp_path / "run" / "mask.safetensors"), "--seat-data", str(seat), "--tests",
+                 "sent-toy", "--perplexity-data", str(text), "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     table = pd.read_csv(out)
     assert table["mask"].tolist()[0] == "(none)" and len(table) == 2
@@ -151,14 +161,14 @@ def test_mask_evaluation_table(capsys, tiny_model_dir, tmp_path):
     assert table.loc[0, "perplexity"] == pytest.approx(unmasked, rel=1e-6)
     assert table.loc[1, "perplexity"] == pytest.approx(masked, rel=1e-5)
     assert masked != pytest.approx(unmasked, rel=1e-4)  # the mask matters
-    assert {"seat:sent-toy", "seat_mean_abs", "pruned_heads"} <= set(table.columns)
+    assert {"seat:sent-toy", "seat", "mean_abs_effect_size", "pruned_heads"} <= set(table.columns)
 
 
 def test_debias_only_trains_the_weights_and_saves_the_model(capsys, tiny_model_dir, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(_corpus(60)) + "\n")
     out = tmp_path / "debias"
-    code = main(["prune", "--model", str(tiny_model_dir("bert")), "--corpus", str(corpus), "--debias-only",
+    code = main(["masks", "train", "--model", str(tiny_model_dir("bert")), "--data", str(corpus), "--debias-only",
                  "--lr", "0.001", "--batch-size", "8", "--mode", "all-token", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     history = pd.read_parquet(out / "history.parquet")
@@ -173,7 +183,7 @@ def test_head_blocks_over_query_key_and_value(capsys, tiny_model_dir, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(_corpus(40)) + "\n")
     out = tmp_path / "run"
-    code = main(["prune", "--model", str(tiny_model_dir("bert")), "--corpus", str(corpus), "--block", "head",
+    code = main(["masks", "train", "--model", str(tiny_model_dir("bert")), "--data", str(corpus), "--block", "head",
                  "--head-qkv", "--batch-size", "8", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     masks = MaskSet.load(out / "mask.safetensors")

@@ -105,6 +105,12 @@ def test_head_block_pruning_zeroes_the_heads_output(tiny_loaded):
     torch.testing.assert_close(captured["x"][..., others], unmasked[..., others], rtol=0, atol=0)  # other heads intact
 
 
+@pytest.mark.parametrize("family", ["gpt2", "modernbert"])
+def test_head_blocks_are_refused_where_query_key_and_value_are_one_projection(tiny_loaded, family):
+    with pytest.raises(BiasLabError, match=f"head blocks need separate Q/K/V projections; {family} fuses them"):
+        Scores(tiny_loaded(family), "head")
+
+
 def test_density_arithmetic_on_a_hand_made_mask(tiny_loaded):
     loaded = tiny_loaded("bert")  # hidden 32, FFN 64
     masks = MaskSet("neuron", {"layer0.ffn_in": torch.tensor([True] * 48 + [False] * 16),

@@ -25,3 +25,8 @@ def metric_with_change(column, label: str, after: float, before: float, *, lower
     arrow = "off" if difference == 0 else "auto"
     colour = "off" if difference == 0 else ("inverse" if lower_is_better else "normal")
     column.metric(label, number(after, 4), change(difference), delta_color=colour, delta_arrow=arrow)
+
+
+def percent_kept(share: float) -> str:
+    """A percentage of weights kept: one decimal, two just below 100 — never '100.0' when something is pruned."""
+    return f"{share:.2f}" if 99.9 < share < 100 else f"{share:.1f}"

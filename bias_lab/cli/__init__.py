@@ -1,9 +1,16 @@
-"""The ``bias-lab`` command line: one subcommand per capability.
+"""The ``bias-lab`` command line, grouped by method as the library is:
 
-Each subcommand module exposes ``register(subparsers)``; the parser it adds sets ``handler`` to a
-function taking the parsed arguments and returning an exit code. Library errors (``BiasLabError``)
-and bad arguments print one line to stderr and exit 2; ``--debug`` (before or after the
-subcommand) shows the traceback instead.
+    bias-lab neurons attribute|select|verify|compare   the bias-neuron method (IG2 + BNS)
+    bias-lab heads score|select|importance|tradeoff    attention heads
+    bias-lab masks train|info|evaluate                 pruning masks
+    bias-lab evaluate BENCHMARK                        any benchmark of ``bias_lab.metrics.BENCHMARKS``
+    bias-lab runs list|show|delete, info, model-info
+
+Each module exposes ``register(subparsers)``; every parser it adds sets ``handler`` to a function
+taking the parsed arguments and returning an exit code (a group without an action exits 2 naming
+its actions). Commands that create a run take ``--out`` as the run folder and leave writing it to
+the library. Library errors (``BiasLabError``) and bad arguments print one line to stderr and exit
+2; ``--debug`` (before or after the subcommand) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -15,9 +22,13 @@ import sys
 import traceback
 
 from ..errors import BiasLabError, Cancelled
-from . import evaluate, heads, ig2, info, model_info, prune, runs
+from . import evaluate, heads, info, masks, model_info, neurons, runs
 
-SUBCOMMANDS = (info, model_info, runs, ig2, evaluate, heads, prune)
+SUBCOMMANDS = (neurons, heads, masks, evaluate, runs, info, model_info)
+
+# Run-config keys stored under another name than the flag that sets them (the app stores the same
+# keys, so the CLI and the app resume each other's runs).
+CONFIG_FLAGS = {"prompts_file": "--data", "corpus": "--data"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,10 +66,11 @@ def _add_debug_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="bias-lab", description="Find and switch off social bias inside transformer language models.")
+    parser = _Parser(prog="bias-lab", description="Find and switch off social bias inside transformer language models.",
+                     epilog="`bias-lab COMMAND --help` describes each command and its actions.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=f"bias-lab {version()}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=_Parser)
     subparsers.required = True
     for module in SUBCOMMANDS:
         module.register(subparsers)
@@ -79,6 +91,7 @@ def _chosen_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentPa
 def _with_flag_names(message: str, parser: argparse.ArgumentParser) -> str:
     """A resume conflict names the run config's key ('perf_data'); say the flag the user typed."""
     flags = {action.dest: max(action.option_strings, key=len) for action in parser._actions if action.option_strings}
+    flags = {**{key: flag for key, flag in CONFIG_FLAGS.items() if flag.lstrip("-").replace("-", "_") in flags}, **flags}
     return re.sub(r"another config \('(\w+)'",
                   lambda match: f"another config ({flags[match.group(1)]}" if match.group(1) in flags else match.group(0),
                   message)

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..models import default_model
+
+# How `metrics_for` names the metric choices in its messages: the CLI's flags.
+METRIC_LABELS = {"perf": "--perf", "perf_data": "--perf-data", "bias": "--bias", "bias_data": "--bias-data"}
+
+
+def add_actions(parser: argparse.ArgumentParser):
+    """The actions of a command group (``bias-lab heads score``, …). Without an action the group
+    exits 2 with one line naming its actions."""
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", title="actions", parser_class=type(parser))
+
+    def missing_action(args) -> int:
+        names = ", ".join(actions.choices)
+        parser.error(f"`{parser.prog}` needs an action: {names}")
+
+    parser.set_defaults(handler=missing_action)
+    return actions
 
 
 def add_model_arguments(parser) -> None:
@@ -22,6 +40,39 @@ def model_from_args(args):
 
     return load_model(args.model or default_model(), kind=args.kind, device=args.device, dtype=args.dtype,
                       trust_remote_code=args.trust_remote_code)
+
+
+def positive(args, *names: str) -> None:
+    """Refuse counts below 1, naming the flag (``--batch-size 0 must be at least 1``)."""
+    from ..errors import BiasLabError
+
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise BiasLabError(f"--{name.replace('_', '-')} {value} must be at least 1")
+
+
+def run_folder(value: str | Path) -> Path:
+    """A run given as its folder or as its run id (what `bias-lab runs list` shows); anything else
+    is returned as given, for the result class to say what the folder lacks."""
+    from ..errors import RunStoreError
+    from ..store import RunStore
+
+    value = Path(value)
+    if value.is_dir():
+        return value
+    try:
+        return RunStore().get(str(value)).artifact_dir
+    except RunStoreError:
+        return value
+
+
+def check_table_file(path: Path | None) -> None:
+    """Refuse an output table that is neither .csv nor .parquet before anything is computed."""
+    if path is not None:
+        from ..tables import check_table_path
+
+        check_table_path(path)
 
 
 def print_json(data) -> None:
@@ -42,7 +93,8 @@ def require_kind(loaded, kinds, use: str, instead: str = "") -> None:
     """Refuse a model of the wrong kind right after loading it — before any run is created, so a
     wrong-kind attempt leaves no failed run behind — in one line saying what would work."""
     from ..errors import BiasLabError
-    from ..heads.metrics import KIND_NAMES, kinds_text
+    from ..metrics import kinds_text
+    from ..models import KIND_NAMES
 
     if loaded.kind in kinds:
         return

@@ -1,25 +1,41 @@
-"""``bias-lab evaluate {stereoset|crows|seat|winobias|perplexity}``."""
+"""``bias-lab evaluate BENCHMARK``: any benchmark of the library's table, as a stored run."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from ..errors import BiasLabError
+from ..metrics import ANY_KIND, BENCHMARKS, kinds_text
 from ..progress import TqdmProgress
-from .common import add_model_arguments, model_from_args, require_kind
+from .common import add_model_arguments, model_from_args, positive, require_kind
+
+
+def _benchmarks_text() -> str:
+    lines = [f"  {name:<11} {entry.title}: {entry.data}; "
+             + ("any model" if set(entry.kinds) == set(ANY_KIND) else kinds_text(entry.kinds))
+             for name, entry in BENCHMARKS.items()]
+    return ("benchmarks:\n" + "\n".join(lines) + "\n\nexamples:\n"
+            "  bias-lab evaluate stereoset --model bert-base-uncased --data dev.json\n"
+            "  bias-lab evaluate crows --model gpt2 --intervention heads.json --out runs/crows-pruned\n"
+            "  bias-lab evaluate seat --model sentence-transformers/all-MiniLM-L6-v2 --data seat/ --tests all\n")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("evaluate", help="run a bias benchmark or perplexity, optionally under an intervention")
-    parser.add_argument("benchmark", choices=("stereoset", "crows", "seat", "winobias", "perplexity"))
+    parser = subparsers.add_parser(
+        "evaluate", help="run a benchmark, optionally under an intervention (creates a run)",
+        description="Score the model, as loaded or under an intervention, on one benchmark; the summary, the "
+                    "per-item scores and the config are stored as a run.",
+        epilog=_benchmarks_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("benchmark", choices=tuple(BENCHMARKS), metavar="BENCHMARK",
+                        help=", ".join(BENCHMARKS))
     add_model_arguments(parser)
-    parser.add_argument("--data", help="local file/folder or HF dataset id (defaults: McGill-NLP/stereoset, "
-                                       "nyu-mll/crows_pairs, wikitext)")
-    parser.add_argument("--intervention", type=Path, help="intervention spec JSON (neurons, heads)")
+    parser.add_argument("--data", metavar="PATH", help="local file/folder or HF dataset id (defaults: McGill-NLP/stereoset, "
+                                       "nyu-mll/crows_pairs, wikitext; SEAT, WinoBias and ig2-gap need it)")
+    parser.add_argument("--intervention", type=Path, metavar="SPEC.json", help="intervention spec JSON (neurons, heads, mask)")
     parser.add_argument("--batch-size", type=int, help="sequences per batch (default: by tokens)")
-    parser.add_argument("--out", type=Path, required=True, help="summary JSON")
-    parser.add_argument("--per-item", type=Path, help="per-item scores (parquet)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: a new folder in the run store)")
     parser.add_argument("--intersentence", action="store_true", help="StereoSet: also the intersentence task")
     parser.add_argument("--variant", default="shared", choices=("shared", "modified"),
                         help="CrowS-Pairs: score shared tokens (original) or the modified ones")
@@ -28,37 +44,38 @@ def register(subparsers) -> None:
     parser.add_argument("--pooling", choices=("mean", "cls", "last"), help="SEAT sentence embedding")
     parser.add_argument("--per-layer", action="store_true", help="SEAT: effect size of every hidden layer")
     parser.add_argument("--samples", type=int, default=100_000, help="SEAT: permutation samples when not exact")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="SEAT permutations, mlm-loss's masked tokens")
     parser.add_argument("--limit", type=int, help="first N items: StereoSet examples (of each task), CrowS/WinoBias "
-                                                  "pairs, text lines (not SEAT: choose --tests)")
+                                                  "pairs, text lines (perplexity, mlm-loss), ig2-gap prompts (not "
+                                                  "SEAT: choose --tests)")
     parser.add_argument("--retarget-all", action="store_true",
                         help="neuron edits at the mask position act at every position where the inputs have no mask "
                              "token (SEAT, causal LMs); otherwise such an intervention is refused")
-    parser.add_argument("--max-length", type=int, help="perplexity: window length in tokens")
+    parser.add_argument("--max-length", type=int, help="perplexity, mlm-loss: window / truncation length in tokens")
     parser.add_argument("--stride", type=int, help="perplexity: window stride for causal LMs")
     parser.set_defaults(handler=run)
 
 
 def _options(args) -> dict:
-    if args.benchmark == "stereoset":
-        return {}
+    """The benchmark's own options from the arguments."""
     if args.benchmark == "crows":
         return {"variant": args.variant}
     if args.benchmark == "seat":
         return {"pooling": args.pooling, "samples": args.samples, "seed": args.seed, "per_layer": args.per_layer}
     if args.benchmark == "perplexity":
         return {"max_length": args.max_length, **({"stride": args.stride} if args.stride else {})}
-    return {}
+    options = {"seed": args.seed} if BENCHMARKS[args.benchmark].seeded else {}
+    if args.benchmark == "mlm-loss" and args.max_length:
+        options["max_length"] = args.max_length
+    return options
 
 
 def _check_arguments(args) -> None:
-    for name in ("batch_size", "limit", "samples", "max_length", "stride"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise BiasLabError(f"--{name.replace('_', '-')} {value} must be at least 1")
-    if args.benchmark == "seat" and args.limit is not None:
-        raise BiasLabError(f"--limit {args.limit} does not apply to SEAT (each test is scored whole): choose tests "
-                           "with --tests instead")
+    positive(args, "batch_size", "limit", "samples", "max_length", "stride")
+    entry = BENCHMARKS[args.benchmark]
+    if not entry.limit_unit and args.limit is not None:
+        raise BiasLabError(f"--limit {args.limit} does not apply to {entry.title} (each test is scored whole): "
+                           "choose tests with --tests instead")
 
 
 def _seat_tests(args) -> list[str] | None:
@@ -79,29 +96,18 @@ def _seat_tests(args) -> list[str] | None:
     return chosen
 
 
-def _stored_config(args, result, tasks, options) -> dict:
-    """The run config: ``evaluation_config``'s keys (so the app reads CLI and app runs alike), plus
-    the CLI's own options and tasks."""
-    from ..evaluation.record import evaluation_config
-
-    return {**evaluation_config(result, None, data=args.data, limit=args.limit),
-            "options": {k: v for k, v in options.items() if k != "nsp_model"}, "tasks": list(tasks)}
-
-
 def run(args) -> int:
     from ..evaluation import check_reach, evaluate, load_benchmark_data
-    from ..evaluation.record import headline
-    from ..heads.metrics import BENCHMARK_KINDS
+    from ..evaluation.record import run_evaluation
     from ..interventions import InterventionSpec
-    from ..provenance import provenance
-    from ..store import RunStore, write_json_atomic, write_parquet_atomic
+    from ..store import RunStore
 
     _check_arguments(args)
     spec = InterventionSpec.load(args.intervention) if args.intervention else None
     tasks = ("intrasentence", "intersentence") if args.intersentence else ("intrasentence",)
     data = load_benchmark_data(args.benchmark, args.data, tasks=tasks, tests=_seat_tests(args), limit=args.limit)
     loaded = model_from_args(args)
-    require_kind(loaded, BENCHMARK_KINDS[args.benchmark], f"evaluate {args.benchmark}",
+    require_kind(loaded, BENCHMARKS[args.benchmark].kinds, f"evaluate {args.benchmark}",
                  "an encoder can only be evaluated with SEAT (bias-lab evaluate seat)" if loaded.kind == "encoder" else "")
     check_reach(loaded, args.benchmark, spec, retarget=args.retarget_all)  # before the NSP head loads: fail fast
     options = _options(args)
@@ -114,17 +120,11 @@ def run(args) -> int:
                           progress=bar, retarget=args.retarget_all, **options)
     for note in result.config.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
-    config = _stored_config(args, result, tasks, options)
-    run = RunStore().start("evaluate", config, model=loaded.source, provenance=provenance(str(loaded.device), args.seed))
-    with run:
-        write_json_atomic(args.out, result.summary)
-        run.write_json("summary.json", result.summary)
-        run.write_parquet("items.parquet", result.items)
-        if args.per_item:
-            write_parquet_atomic(args.per_item, result.items)
-        run.complete({"method": config["method"], "items": config["items"], **headline(args.benchmark, result.summary)})
+    stored = run_evaluation(result, loaded, spec, data=args.data, limit=args.limit, seed=args.seed, out=args.out,
+                            extra={"options": {k: v for k, v in options.items() if k != "nsp_model"},
+                                   "tasks": list(tasks)})
     print(_summary_lines(args.benchmark, result.summary))
-    print(f"→ {args.out}" + (f", {args.per_item}" if args.per_item else "") + f" (run {run.id})")
+    print(f"→ {stored.folder} (run {RunStore().get(str(stored.folder)).id})")
     return 0
 
 
@@ -144,10 +144,10 @@ def _nsp_model(loaded):
     return model.to(loaded.device).eval()
 
 
-# How the CLI names each headline number (record.headline's keys): a metric's own name, never the
+# How the CLI names each headline number (headline's keys): a metric's own name, never the
 # generic "performance" (StereoSet's is 100 − LMS, perplexity's is the perplexity).
 def _summary_lines(benchmark: str, summary: dict) -> str:
-    from ..evaluation.record import headline, headline_text
+    from ..metrics import headline, headline_text
 
     text = headline_text(benchmark, headline(benchmark, summary))
     if benchmark == "stereoset" and "intersentence" in summary:  # headline() is intrasentence only

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from ..store import STATUSES, RunStore
 from ..run_labels import describe
-from .common import print_json, print_table
+from .common import add_actions, positive, print_json, print_table
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("runs", help="list, show and delete stored runs")
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
-    actions.required = True
+    parser = subparsers.add_parser("runs", help="list, show and delete stored runs",
+                                   description="The run store: every run of every command (and of the app), its "
+                                               "config, status, summary and folder.")
+    actions = add_actions(parser)
 
     listing = actions.add_parser("list", help="list runs, newest first")
-    listing.add_argument("--kind", help="only runs of this kind (e.g. ig2, heads, prune, evaluate)")
+    listing.add_argument("--kind", help="only runs of this kind: ig2 (neurons attribute), heads (heads score), "
+                                              "head-importance, prune (masks train), debias, evaluate")
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--model", help="only runs of this model")
     listing.add_argument("--limit", type=int, help="at most this many runs")
@@ -31,10 +33,7 @@ def register(subparsers) -> None:
 
 
 def list_runs(args) -> int:
-    if args.limit is not None and args.limit < 1:
-        from ..errors import BiasLabError
-
-        raise BiasLabError(f"--limit {args.limit} must be at least 1")
+    positive(args, "limit")
     records = RunStore().list(kind=args.kind, status=args.status, model=args.model, limit=args.limit)
     if args.json:
         print_json([record.to_dict() for record in records])

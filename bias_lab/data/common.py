@@ -22,11 +22,6 @@ def local_path(source: str | Path | None) -> Path | None:
     return path if path.exists() else None
 
 
-def looks_like_path(source: str | Path) -> bool:
-    text = str(source)
-    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or Path(text).suffix in (".json", ".csv", ".txt", ".jsonl", ".tokens", ".raw")
-
-
 def read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -28,15 +28,19 @@ class StereoSetExample:
     context: str
     sentences: tuple[StereoSetSentence, ...]
 
-    def by_label(self) -> dict[str, StereoSetSentence]:
-        return {s.gold_label: s for s in self.sentences}
-
 
 @dataclass
 class StereoSetData:
     intrasentence: list[StereoSetExample] = field(default_factory=list)
     intersentence: list[StereoSetExample] = field(default_factory=list)
     source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.intrasentence) + len(self.intersentence)
+
+    def first(self, limit: int) -> "StereoSetData":
+        """The first ``limit`` examples of each task."""
+        return StereoSetData(self.intrasentence[:limit], self.intersentence[:limit], self.source)
 
 
 def _parse(records, task: str, path) -> list[StereoSetExample]:

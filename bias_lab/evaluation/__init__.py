@@ -3,72 +3,53 @@ loaded or under any intervention — before/after is one call each."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import BiasLabError, InterventionError
 from ..interventions import InterventionSpec, intervene
 from ..progress import CancelToken
+from ..metrics import BENCHMARKS as _BENCHMARK_TABLE
+from ..metrics import benchmark as benchmark_entry
 from .results import EvalResult
 
-BENCHMARKS = ("stereoset", "crows", "seat", "winobias", "perplexity")
-DEFAULT_SOURCES = {"stereoset": "McGill-NLP/stereoset", "crows": "nyu-mll/crows_pairs", "perplexity": "wikitext"}
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
+BENCHMARKS = tuple(_BENCHMARK_TABLE)
 
 
 def load_benchmark_data(benchmark: str, source=None, *, tasks=("intrasentence",), tests=None, limit=None):
-    """Load a benchmark's data; ``limit`` keeps its first N items (examples, pairs or text lines)."""
-    from .. import data
-
-    _check_limit(benchmark, limit)
-    if benchmark == "stereoset":
-        loaded = data.load_stereoset(source if source is not None else DEFAULT_SOURCES[benchmark], tasks=tasks)
-    elif benchmark == "crows":
-        loaded = data.load_crows(source if source is not None else DEFAULT_SOURCES[benchmark])
-    elif benchmark == "seat":
-        if source is None:
-            raise BiasLabError("SEAT needs a folder of sent-bias .jsonl tests: give --data /path/to/seat")
-        return data.load_seat(source, tests=tests)
-    elif benchmark == "winobias":
-        if source is None:
-            raise BiasLabError("WinoBias needs its folder of pro/anti type1/type2 files: give --data /path/to/winobias")
-        loaded = data.load_winobias(source)
-    elif benchmark == "perplexity":
-        return data.load_text(source, limit=limit)
-    else:
-        raise BiasLabError(f"unknown benchmark {benchmark!r}: use one of {', '.join(BENCHMARKS)}")
-    return limit_benchmark_data(benchmark, loaded, limit)
+    """Load a benchmark's data (see the benchmark table in :mod:`bias_lab.metrics`); ``limit``
+    keeps its first N items (examples of each task, pairs, prompts or text lines)."""
+    entry = benchmark_entry(benchmark)
+    _check_limit(entry, limit)
+    return limit_benchmark_data(benchmark, entry.load(source, tasks=tasks, tests=tests, limit=limit), limit)
 
 
-def _check_limit(benchmark: str, limit) -> None:
+def _check_limit(entry, limit) -> None:
     if limit is None:
         return
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise BiasLabError(f"limit {limit!r} must be a whole number of at least 1 (or none for all items)")
-    if benchmark == "seat":
-        raise BiasLabError("a limit does not apply to SEAT (each test is scored whole): choose tests instead")
+    if not entry.limit_unit:
+        raise BiasLabError(f"a limit does not apply to {entry.title} (each test is scored whole): choose tests instead")
 
 
 def limit_benchmark_data(benchmark: str, data, limit: int | None):
     """The first ``limit`` items of already loaded data (StereoSet: of each task)."""
-    _check_limit(benchmark, limit)
+    _check_limit(benchmark_entry(benchmark), limit)
     if limit is None:
         return data
-    if benchmark == "stereoset":
-        from ..data.stereoset import StereoSetData
-
-        return StereoSetData(data.intrasentence[:limit], data.intersentence[:limit], data.source)
-    if benchmark in ("crows", "winobias", "perplexity"):
-        return list(data)[:limit]
-    raise BiasLabError(f"unknown benchmark {benchmark!r}: use one of {', '.join(BENCHMARKS)}")
+    return data.first(limit) if hasattr(data, "first") else list(data)[:limit]
 
 
 def benchmark_size(benchmark: str, data) -> int:
-    """How many items a benchmark's data holds (examples, pairs, tests or text lines)."""
-    if benchmark == "stereoset":
-        return len(data.intrasentence) + len(data.intersentence)
+    """How many items a benchmark's data holds (examples, pairs, tests, prompts or text lines)."""
+    benchmark_entry(benchmark)
     return len(data)
 
 
-def evaluate(loaded, benchmark: str, data, *, intervention: InterventionSpec | dict | None = None,
+def evaluate(loaded: LoadedModel, benchmark: str, data, *, intervention: InterventionSpec | dict | None = None,
              batch_size: int | None = None, naive: bool = False, progress: Callable | None = None,
              cancel: CancelToken | None = None, retarget: bool = False, **options) -> EvalResult:
     """Run one benchmark on already loaded ``data`` (see :func:`load_benchmark_data`).
@@ -76,32 +57,17 @@ def evaluate(loaded, benchmark: str, data, *, intervention: InterventionSpec | d
     An intervention that could not touch the benchmark's inputs is refused (see
     :func:`check_reach`); with ``retarget`` its neuron edits act at every position instead, and the
     result's ``config["notes"]`` says so."""
-    from .crows import evaluate_crows
-    from .perplexity import evaluate_perplexity
-    from .seat import evaluate_seat
-    from .stereoset import evaluate_stereoset
-    from .winobias import evaluate_winobias
-
-    if benchmark not in BENCHMARKS:
-        raise BiasLabError(f"unknown benchmark {benchmark!r}: use one of {', '.join(BENCHMARKS)}")
+    entry = benchmark_entry(benchmark)
     if batch_size is not None and batch_size < 1:
         raise BiasLabError(f"batch size {batch_size} must be at least 1")
     if isinstance(intervention, dict):
         intervention = InterventionSpec.from_dict(intervention)
     intervention, notes = check_reach(loaded, benchmark, intervention, retarget=retarget)
-    common = {"progress": progress, "cancel": cancel}
-    scoring = dict(common, batch_size=batch_size, naive=naive)
+    scoring = {"progress": progress, "cancel": cancel, "batch_size": batch_size}
+    if entry.lm_scoring:
+        scoring["naive"] = naive
     with loaded.lock, intervene(loaded, intervention) as active:
-        if benchmark == "stereoset":
-            summary, items = evaluate_stereoset(loaded, data, **scoring, **options)
-        elif benchmark == "crows":
-            summary, items = evaluate_crows(loaded, data, **scoring, **options)
-        elif benchmark == "winobias":
-            summary, items = evaluate_winobias(loaded, data, **scoring, **options)
-        elif benchmark == "seat":
-            summary, items = evaluate_seat(loaded, data, batch_size=batch_size, **common, **options)
-        else:
-            summary, items = evaluate_perplexity(loaded, data, **scoring, **options)
+        summary, items = entry.evaluate(loaded, data, **scoring, **options)
         if active is not None and intervention.neurons and active.edited_positions == 0:
             raise InterventionError(
                 f"the neuron edits at position {intervention.position!r} touched no token of the {benchmark} inputs, so "
@@ -113,13 +79,13 @@ def evaluate(loaded, benchmark: str, data, *, intervention: InterventionSpec | d
     return EvalResult(benchmark, summary, items, config)
 
 
-def inputs_have_mask_token(loaded, benchmark: str) -> bool:
+def inputs_have_mask_token(loaded: LoadedModel, benchmark: str) -> bool:
     """Whether a benchmark's scoring feeds the model inputs with its mask token: masked LMs score
     StereoSet, CrowS-Pairs, WinoBias and pseudo-perplexity by masking; SEAT embeds plain sentences."""
-    return loaded.kind == "masked" and loaded.mask_token_id is not None and benchmark != "seat"
+    return loaded.kind == "masked" and loaded.mask_token_id is not None and benchmark_entry(benchmark).masks_inputs
 
 
-def check_reach(loaded, benchmark: str, spec: InterventionSpec | None, *, retarget: bool = False):
+def check_reach(loaded: LoadedModel, benchmark: str, spec: InterventionSpec | None, *, retarget: bool = False):
     """``(spec, notes)``: the spec to apply and what was changed about it.
 
     Neuron edits at position 'mask' cannot act on inputs without a mask token (SEAT sentences,

@@ -11,12 +11,16 @@ higher) / all pairs, overall and per bias type.
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..data.crows import CrowsPair
 from ..errors import BiasLabError
 from .scoring import CausalQuery, MaskedQuery, bos_id, causal_log_probs, masked_log_probs
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 VARIANTS = ("shared", "modified")
 
@@ -42,7 +46,7 @@ def _masked_queries(loaded, ids: list[int], positions: list[int]) -> list[Masked
     return queries
 
 
-def score_pairs(loaded, pairs: list[CrowsPair], *, variant: str = "shared", **options) -> pd.DataFrame:
+def score_pairs(loaded: LoadedModel, pairs: list[CrowsPair], *, variant: str = "shared", **options) -> pd.DataFrame:
     if variant not in VARIANTS:
         raise BiasLabError(f"unknown CrowS-Pairs variant {variant!r}: use one of {', '.join(VARIANTS)}")
     rows = [{"id": p.id, "bias_type": p.bias_type, "direction": p.direction, "sent_more": p.sent_more,
@@ -88,6 +92,6 @@ def crows_metrics(items: pd.DataFrame) -> dict:
             "by_bias_type": {kind: summarise(group) for kind, group in items.groupby("bias_type", sort=True)}}
 
 
-def evaluate_crows(loaded, pairs: list[CrowsPair], *, variant: str = "shared", **options) -> tuple[dict, pd.DataFrame]:
+def evaluate_crows(loaded: LoadedModel, pairs: list[CrowsPair], *, variant: str = "shared", **options) -> tuple[dict, pd.DataFrame]:
     items = score_pairs(loaded, pairs, variant=variant, **options)
     return crows_metrics(items), items

@@ -9,18 +9,21 @@ PPPL = exp(−Σ log P(token | rest) / #tokens) (Salazar et al. 2020).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 
 from ..errors import BiasLabError
 from ..progress import report
-from ..forward import model_max_length
-from ..forward import log_softmax
+from ..forward import log_softmax, model_max_length
 from .scoring import MaskedQuery, masked_log_probs
 
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
-def causal_perplexity(loaded, texts: list[str], *, max_length: int | None = None, stride: int | None = None,
+
+def causal_perplexity(loaded: LoadedModel, texts: list[str], *, max_length: int | None = None, stride: int | None = None,
                       progress=None, cancel=None) -> tuple[dict, pd.DataFrame]:
     max_length = min(max_length or model_max_length(loaded), model_max_length(loaded))
     stride = stride or max(1, max_length // 2)
@@ -57,7 +60,7 @@ def causal_perplexity(loaded, texts: list[str], *, max_length: int | None = None
              "kind": "strided"}, pd.DataFrame(rows))
 
 
-def pseudo_perplexity(loaded, texts: list[str], *, max_length: int | None = None, **options) -> tuple[dict, pd.DataFrame]:
+def pseudo_perplexity(loaded: LoadedModel, texts: list[str], *, max_length: int | None = None, **options) -> tuple[dict, pd.DataFrame]:
     max_length = min(max_length or model_max_length(loaded), model_max_length(loaded))
     tokenizer = loaded.tokenizer
     special = set(tokenizer.all_special_ids)
@@ -84,7 +87,7 @@ def pseudo_perplexity(loaded, texts: list[str], *, max_length: int | None = None
              "max_length": max_length, "kind": "pseudo"}, items)
 
 
-def evaluate_perplexity(loaded, texts: list[str], **options) -> tuple[dict, pd.DataFrame]:
+def evaluate_perplexity(loaded: LoadedModel, texts: list[str], **options) -> tuple[dict, pd.DataFrame]:
     if loaded.kind == "causal":
         options = {k: v for k, v in options.items() if k in ("max_length", "stride", "progress", "cancel")}
         return causal_perplexity(loaded, texts, **options)

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+
 from ..interventions import InterventionSpec
+from ..metrics import headline
 from ..provenance import provenance
-from ..store import RunStore
+from ..results import StoredResult
+from ..store import RunStore, write_json_atomic, write_parquet_atomic
 from .results import EvalResult
-
-BIAS_OF = {
-    "stereoset": lambda s: abs(s["intrasentence"]["overall"]["ss"] - 50),
-    "crows": lambda s: abs(s["overall"]["metric"] - 50),
-    "seat": lambda s: s["mean_abs_effect_size"],
-    "winobias": lambda s: abs(s["overall"]["preference"] - 50),
-}
-
-
-# What the Trade-off axes show, in the metric's own words.
-BIAS_NAME = {"stereoset": "|SS − 50|", "crows": "|metric − 50|", "seat": "mean |effect size|",
-             "winobias": "|preference − 50|"}
-PERFORMANCE_NAME = {"stereoset": "100 − LMS", "perplexity": "perplexity"}
-
 
 def method_of(spec: InterventionSpec | None) -> str:
     """original, BNS (neurons), head pruning, mask — or a combination."""
@@ -28,25 +23,6 @@ def method_of(spec: InterventionSpec | None) -> str:
     parts = [name for name, present in (("BNS", spec.neurons), ("head pruning", spec.heads), ("mask", spec.mask))
              if present]
     return " + ".join(parts)
-
-
-def headline(benchmark: str, summary: dict) -> dict:
-    """The numbers a run list shows: bias (0 = unbiased) and, where there is one, performance."""
-    flat = {}
-    if benchmark in BIAS_OF:
-        flat["bias"] = BIAS_OF[benchmark](summary)
-    if benchmark == "stereoset":
-        overall = summary["intrasentence"]["overall"]
-        flat.update(ss=overall["ss"], lms=overall["lms"], icat=overall["icat"], performance=100 - overall["lms"])
-    elif benchmark == "perplexity":
-        flat["performance"] = summary["perplexity"]
-    elif benchmark == "crows":
-        flat["metric"] = summary["overall"]["metric"]
-    elif benchmark == "winobias":
-        flat["preference"] = summary["overall"]["preference"]
-    elif benchmark == "seat":
-        flat["mean_abs_effect_size"] = summary["mean_abs_effect_size"]
-    return flat
 
 
 def data_label(data: str | None, limit: int | None, items: int | None) -> str:
@@ -69,33 +45,53 @@ def evaluation_config(result: EvalResult, spec: InterventionSpec | None, *, data
             "intervention": spec.to_dict() if spec else None, "method": method_of(spec)}
 
 
-def record_evaluation(result: EvalResult, loaded, spec: InterventionSpec | None, *, data: str | None = None,
-                      limit: int | None = None, store: RunStore | None = None) -> str:
-    """Store an evaluation as a complete run (summary, items) and return its id; the data, the
-    item limit and the number of items scored are part of its config."""
+@dataclass
+class EvaluationResult(StoredResult):
+    """A stored evaluation: the benchmark's summary, its per-item table and ``run.json`` (the
+    benchmark and the run config: data, limit, intervention, method)."""
+
+    KIND: ClassVar[str] = "evaluate"
+    WHAT: ClassVar[str] = "evaluation run"
+    FILES: ClassVar[tuple[str, ...]] = ("summary.json", "items.parquet", "run.json")
+    HINT: ClassVar[str] = "run `bias-lab evaluate BENCHMARK --out {folder}` first"
+
+    folder: Path
+    benchmark: str
+    summary: dict
+    items: pd.DataFrame
+    config: dict
+
+    @property
+    def headline(self) -> dict:
+        return headline(self.benchmark, self.summary)
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        write_json_atomic(folder / self.FILES[0], self.summary)
+        write_parquet_atomic(folder / self.FILES[1], self.items)
+        write_json_atomic(folder / self.FILES[2], {"benchmark": self.benchmark, "config": self.config})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "EvaluationResult":
+        folder = cls.require(folder)
+        meta = json.loads((folder / cls.FILES[2]).read_text())
+        return cls(folder, meta["benchmark"], json.loads((folder / cls.FILES[0]).read_text()),
+                   pd.read_parquet(folder / cls.FILES[1]), meta["config"])
+
+
+def run_evaluation(result: EvalResult, loaded, spec: InterventionSpec | None, *, data: str | None = None,
+                   limit: int | None = None, extra: dict | None = None, seed: int | None = None,
+                   out: str | Path | None = None, store: RunStore | None = None) -> EvaluationResult:
+    """Store an evaluation as a complete run (summary, items, config) and return it; the data, the
+    item limit and the number of items scored are part of its config (``extra`` adds keys, such as
+    the CLI's options). ``out`` is the run folder (default: one in the run store's home)."""
     store = store or RunStore()
-    config = evaluation_config(result, spec, data=data, limit=limit)
-    run = store.start("evaluate", config, model=loaded.source, provenance=provenance(str(loaded.device)))
+    config = {**evaluation_config(result, spec, data=data, limit=limit), **(extra or {})}
+    run = store.start("evaluate", config, model=loaded.source, artifact_dir=out,
+                      provenance=provenance(str(loaded.device), seed))
     with run:
-        run.write_json("summary.json", result.summary)
-        run.write_parquet("items.parquet", result.items)
-        run.complete({"method": config["method"], "items": config["items"],
-                      **headline(result.benchmark, result.summary)})
-    return run.id
-
-
-_OWN_NUMBERS = {"stereoset": ("ss", "lms", "icat"), "crows": ("metric",), "winobias": ("preference",)}
-
-
-def headline_text(benchmark: str, values: dict) -> str:
-    """e.g. 'ss 52.1  lms 52.9  icat 49.8  bias |SS − 50| 2.1' or 'perplexity 123.4' from
-    ``record.headline`` (or a stored run's summary, which holds the same keys)."""
-    if benchmark == "perplexity":
-        parts = [("perplexity", values.get("performance"))]
-    elif benchmark == "seat":
-        parts = [("mean |effect size|", values.get("mean_abs_effect_size"))]
-    else:
-        parts = [(name, values.get(name)) for name in _OWN_NUMBERS[benchmark]]
-        parts.append((f"bias {BIAS_NAME[benchmark]}", values.get("bias")))
-    digits = 3 if benchmark == "seat" else 1
-    return "  ".join(f"{name} {value:.{digits}f}" for name, value in parts if isinstance(value, (int, float)))
+        stored = EvaluationResult(run.dir, result.benchmark, result.summary, result.items, run.record.config)
+        stored.save(run.dir)
+        run.complete({"method": config["method"], "items": config["items"], **stored.headline})
+    return stored

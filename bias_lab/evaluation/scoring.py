@@ -11,7 +11,7 @@ pattern of the original evaluation scripts — for benchmarks and equality tests
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ import torch
 from ..batching import length_batches, padded_inputs
 from ..forward import check_input_lengths, head_at_positions, log_softmax
 from ..progress import CancelToken, report
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class CausalQuery:
     continuation: tuple[int, ...]
 
 
-def masked_log_probs(loaded, queries: list[MaskedQuery], *, batch_size: int | None = None, naive: bool = False,
+def masked_log_probs(loaded: LoadedModel, queries: list[MaskedQuery], *, batch_size: int | None = None, naive: bool = False,
                      progress: Callable | None = None, cancel: CancelToken | None = None) -> np.ndarray:
     """log P(query.target) at query.position of query.input_ids, float64 [len(queries)]."""
     result = np.empty(len(queries), dtype=np.float64)
@@ -71,7 +74,7 @@ def masked_log_probs(loaded, queries: list[MaskedQuery], *, batch_size: int | No
     return result
 
 
-def causal_log_probs(loaded, queries: list[CausalQuery], *, batch_size: int | None = None, naive: bool = False,
+def causal_log_probs(loaded: LoadedModel, queries: list[CausalQuery], *, batch_size: int | None = None, naive: bool = False,
                      progress: Callable | None = None, cancel: CancelToken | None = None) -> list[np.ndarray]:
     """Per query, log P of each continuation token given the context and the tokens before it."""
     results: list[np.ndarray | None] = [None] * len(queries)
@@ -118,7 +121,7 @@ def causal_log_probs(loaded, queries: list[CausalQuery], *, batch_size: int | No
     return results
 
 
-def bos_id(loaded) -> int:
+def bos_id(loaded: LoadedModel) -> int:
     """The token a causal LM's first word is conditioned on (BOS, else EOS as GPT-2's <|endoftext|>)."""
     tokenizer = loaded.tokenizer
     for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):

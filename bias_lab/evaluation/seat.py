@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,10 +21,13 @@ from ..data.seat import SeatTest
 from ..errors import BiasLabError
 from ..forward import tokenize
 
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
 POOLINGS = ("mean", "cls", "last")
 
 
-def embed(loaded, sentences: list[str], *, pooling: str = "mean", batch_size: int = 32,
+def embed(loaded: LoadedModel, sentences: list[str], *, pooling: str = "mean", batch_size: int = 32,
           all_layers: bool = False) -> np.ndarray:
     """Sentence embeddings [sentences, hidden] (``all_layers``: [layers + 1, sentences, hidden])."""
     if pooling not in POOLINGS:
@@ -99,7 +103,7 @@ def seat_test(vectors: dict[str, np.ndarray], *, samples: int = 100_000, seed: i
             "n_target": int(len(s_x) + len(s_y)), "n_attribute": int(len(vectors["attr1"]) + len(vectors["attr2"]))}
 
 
-def evaluate_seat(loaded, tests: list[SeatTest], *, pooling: str | None = None, samples: int = 100_000,
+def evaluate_seat(loaded: LoadedModel, tests: list[SeatTest], *, pooling: str | None = None, samples: int = 100_000,
                   seed: int = 0, per_layer: bool = False, batch_size: int | None = None,
                   progress=None, cancel=None) -> tuple[dict, pd.DataFrame]:
     pooling = pooling or ("last" if loaded.kind == "causal" else "mean")

@@ -11,6 +11,7 @@ next-sentence head's P(is next).
 from __future__ import annotations
 
 import string
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,9 @@ import torch
 from ..data.stereoset import DOMAINS, StereoSetData
 from ..errors import BiasLabError
 from .scoring import CausalQuery, MaskedQuery, bos_id, causal_log_probs, masked_log_probs
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -33,7 +37,7 @@ def fill_word(context: str, sentence: str) -> str:
 
 
 def _leading_space(loaded) -> bool:
-    return loaded.family == "roberta" or getattr(loaded.tokenizer, "add_prefix_space", False) is True
+    return loaded.adapter.family.leading_space or getattr(loaded.tokenizer, "add_prefix_space", False) is True
 
 
 def _masked_queries(loaded, context: str, word: str) -> list[MaskedQuery]:
@@ -84,7 +88,7 @@ def _rows(data_examples, task: str) -> list[dict]:
             for ex in data_examples for s in ex.sentences]
 
 
-def score_intrasentence(loaded, examples, **options) -> pd.DataFrame:
+def score_intrasentence(loaded: LoadedModel, examples, **options) -> pd.DataFrame:
     rows = _rows(examples, "intrasentence")
     if loaded.kind == "masked":
         _score_rows(loaded, rows, lambda r: _masked_queries(loaded, r["context"], fill_word(r["context"], r["sentence"])),
@@ -96,7 +100,7 @@ def score_intrasentence(loaded, examples, **options) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def score_intersentence(loaded, examples, *, nsp_model=None, **options) -> pd.DataFrame:
+def score_intersentence(loaded: LoadedModel, examples, *, nsp_model=None, **options) -> pd.DataFrame:
     rows = _rows(examples, "intersentence")
     if loaded.kind == "causal":
         _score_rows(loaded, rows, lambda r: _causal_query(loaded, r["sentence"], r["context"]), **options)
@@ -152,7 +156,7 @@ def stereoset_metrics(items: pd.DataFrame) -> dict:
     return result
 
 
-def evaluate_stereoset(loaded, data: StereoSetData, *, nsp_model=None, **options) -> tuple[dict, pd.DataFrame]:
+def evaluate_stereoset(loaded: LoadedModel, data: StereoSetData, *, nsp_model=None, **options) -> tuple[dict, pd.DataFrame]:
     summary, frames = {}, []
     if data.intrasentence:
         items = score_intrasentence(loaded, data.intrasentence, **options)

@@ -7,13 +7,17 @@ Reported per type (1, 2), split (dev, test) and overall; 50 means no preference.
 from __future__ import annotations
 
 import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..data.crows import CrowsPair
 from ..data.winobias import WinoBiasPair
 from .crows import score_pairs
 
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
-def evaluate_winobias(loaded, pairs: list[WinoBiasPair], **options) -> tuple[dict, pd.DataFrame]:
+
+def evaluate_winobias(loaded: LoadedModel, pairs: list[WinoBiasPair], **options) -> tuple[dict, pd.DataFrame]:
     as_pairs = [CrowsPair(p.id, p.pro, p.anti, "stereo", f"type{p.type}") for p in pairs]
     variant = "modified" if loaded.kind == "masked" else "shared"
     scored = score_pairs(loaded, as_pairs, variant=variant, **options)

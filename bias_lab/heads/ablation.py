@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
@@ -15,6 +15,9 @@ from ..interventions import HeadAblation, InterventionSpec, intervene
 from ..progress import CancelToken, report
 from .metrics import HeadMetric
 from .prefix import PrefixCache, PrefixMiss
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 HEAD_COLUMNS = ["layer", "head", "perf", "perf_delta", "bias", "bias_delta", "importance"]
 
@@ -38,7 +41,7 @@ def _measure(loaded, metric: HeadMetric | None, cache: PrefixCache | None, start
         return metric(loaded)
 
 
-def ablated_value(loaded, metric: HeadMetric | None, heads: list[tuple[int, int]], *,
+def ablated_value(loaded: LoadedModel, metric: HeadMetric | None, heads: list[tuple[int, int]], *,
                   cache: PrefixCache | None = None) -> float:
     """The metric with a set of heads ablated (from the lowest ablated layer on, if cached)."""
     spec = InterventionSpec(heads=tuple(HeadAblation(l, h) for l, h in heads))
@@ -70,7 +73,7 @@ def _layer_values(loaded, metric: HeadMetric | None, layer: int, cache: PrefixCa
     return values
 
 
-def score_heads(loaded, perf: HeadMetric | None, bias: HeadMetric | None = None, *, layers: list[int] | None = None,
+def score_heads(loaded: LoadedModel, perf: HeadMetric | None, bias: HeadMetric | None = None, *, layers: list[int] | None = None,
                 use_prefix_cache: bool = True, ablations_per_pass: int | None = None, run=None,
                 progress: Callable | None = None, cancel: CancelToken | None = None) -> HeadScores:
     """Ablate every head of ``layers`` (default all) one at a time.

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from ..forward import expand_batch, start_at_layer
+from ..forward import expand_batch, head_columns, scaling_pre_hook, start_at_layer
 from .prefix import PrefixCache, PrefixMiss, _batch_key
 
 
@@ -57,16 +57,15 @@ class ReplicatedAblation:
                     lambda m, a, k, layer=layer: enter(m, a, k, layer), with_kwargs=True)
                 stack.callback(h.remove)
 
-            keep = torch.ones(count, self.loaded.num_heads * size)
+            per_head = torch.ones(count, self.loaded.num_heads)
             for replica, head in enumerate(self.heads):
-                keep[replica, head * size:(head + 1) * size] = 0.0
+                per_head[replica, head] = 0.0
+            keep = head_columns(per_head, size)
 
-            def ablate(module, args):
-                hidden = args[0]
-                factor = keep.to(hidden.device, hidden.dtype).repeat_interleave(state["base"], dim=0)
-                return (hidden * factor[:, None, :],) + tuple(args[1:])
+            def factor_of(hidden):
+                return keep.to(hidden.device, hidden.dtype).repeat_interleave(state["base"], dim=0)[:, None, :]
 
-            h = adapter.attn_out(self.layer).register_forward_pre_hook(ablate)
+            h = adapter.attn_out(self.layer).register_forward_pre_hook(scaling_pre_hook(factor_of))
             stack.callback(h.remove)
 
             def split(module, args, output):

@@ -4,7 +4,7 @@ globally to [0, 1]; and iterative pruning of the least important heads."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -12,21 +12,21 @@ import torch
 
 from ..errors import BiasLabError
 from ..batching import length_batches, padded_inputs
-from ..forward import log_softmax
-from ..forward import frozen_parameters
+from ..evaluation.mlm_loss import masked_items, masked_token_log_probs
+from ..forward import frozen_parameters, head_columns, log_softmax, scaling_pre_hook
 from ..interventions import HeadAblation, InterventionSpec, intervene
 from ..progress import report
-from .metrics import HeadMetric, mlm_items, mlm_log_probs
+from .metrics import HeadMetric
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 
 def _gate_hooks(loaded, gates: torch.Tensor):
     size = loaded.head_size
     handles = []
     for layer in range(loaded.num_layers):
-        def gate(module, args, layer=layer):
-            hidden = args[0]
-            factor = gates[layer].to(hidden.dtype).repeat_interleave(size)
-            return (hidden * factor,) + tuple(args[1:])
+        gate = scaling_pre_hook(lambda hidden, layer=layer: head_columns(gates[layer].to(hidden.dtype), size))
         handles.append(loaded.adapter.attn_out(layer).register_forward_pre_hook(gate))
     return handles
 
@@ -34,7 +34,7 @@ def _gate_hooks(loaded, gates: torch.Tensor):
 def _losses(loaded, texts: list[str], batch_size: int | None, seed: int):
     """Yield one differentiable mean loss per batch: masked-token CE (masked LMs) or next-token CE."""
     if loaded.kind == "masked":
-        for picked, valid in mlm_log_probs(loaded, mlm_items(loaded, texts, seed=seed), batch_size):
+        for _, picked, valid in masked_token_log_probs(loaded, masked_items(loaded, texts, seed=seed).items, batch_size):
             yield -picked[valid].mean()
         return
     if loaded.kind != "causal":
@@ -49,7 +49,7 @@ def _losses(loaded, texts: list[str], batch_size: int | None, seed: int):
         yield -log_probs.gather(2, targets[..., None])[..., 0][valid].mean()
 
 
-def gradient_importance(loaded, texts: list[str], *, pruned: list[tuple[int, int]] = (), batch_size: int | None = None,
+def gradient_importance(loaded: LoadedModel, texts: list[str], *, pruned: list[tuple[int, int]] = (), batch_size: int | None = None,
                         seed: int = 0, normalize: bool = True) -> pd.DataFrame:
     """Table ``layer, head, importance`` (pruned heads get gate 0 and importance NaN)."""
     gates = torch.ones(loaded.num_layers, loaded.num_heads, device=loaded.device)
@@ -95,7 +95,7 @@ def _ablation_importance(loaded, perf: HeadMetric, pruned: list[tuple[int, int]]
     return pd.DataFrame(rows)
 
 
-def iterative_pruning(loaded, texts: list[str], perf: HeadMetric, bias: HeadMetric | None = None, *,
+def iterative_pruning(loaded: LoadedModel, texts: list[str], perf: HeadMetric, bias: HeadMetric | None = None, *,
                       fraction: float = 0.1, steps: int = 5, batch_size: int | None = None, seed: int = 0,
                       scores: str = "gradient", progress: Callable | None = None, cancel=None) -> pd.DataFrame:
     """Remove the least important ``fraction`` of the heads, re-score the rest, repeat; the curve

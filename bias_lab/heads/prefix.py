@@ -10,13 +10,11 @@ from typing import Iterator
 
 import torch
 
-from ..forward import start_at_layer
+from ..forward import input_ids_of, start_at_layer
 
 
 def _batch_key(args, kwargs) -> str | None:
-    input_ids = kwargs.get("input_ids")
-    if input_ids is None and args and isinstance(args[0], torch.Tensor) and not args[0].is_floating_point():
-        input_ids = args[0]
+    input_ids = input_ids_of(args, kwargs)
     if input_ids is None:
         return None
     digest = hashlib.sha1(input_ids.detach().cpu().numpy().tobytes())

@@ -6,6 +6,7 @@ metric) most; among the rest, prune the ⌊αN⌋ whose removal lowers bias most
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,9 @@ import torch
 
 from ..errors import BiasLabError
 from ..interventions import HeadAblation, InterventionSpec
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 RULES = ("fasp", "random", "magnitude", "performance", "bias")
 
@@ -81,7 +85,7 @@ def pruned_spec(grid: pd.DataFrame) -> InterventionSpec:
     return InterventionSpec(heads=tuple(HeadAblation(int(r.layer), int(r.head)) for r in pruned.itertuples()))
 
 
-def head_magnitudes(loaded, norm: float = 2.0) -> pd.Series:
+def head_magnitudes(loaded: LoadedModel, norm: float = 2.0) -> pd.Series:
     """Norm of each head's slice of the attention output projection's weight (layer-major order)."""
     from ..families import input_columns
 
@@ -129,7 +133,7 @@ def default_gammas() -> list[float]:
     return [round(g, 1) for g in np.arange(0.2, 0.701, 0.1)]
 
 
-def fasp_tradeoff(loaded, table: pd.DataFrame, perf, bias, alphas=None, gammas=None, *, progress=None,
+def fasp_tradeoff(loaded: LoadedModel, table: pd.DataFrame, perf, bias, alphas=None, gammas=None, *, progress=None,
                   cancel=None) -> pd.DataFrame:
     """Every (α, γ) of a FASP grid with the performance and bias of the model pruned that way —
     the data of the trade-off plot. Grid points that prune the same heads are evaluated once."""

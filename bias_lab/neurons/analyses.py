@@ -1,10 +1,13 @@
 """Where bias neurons sit: per layer, shallow vs deep (the migration view across models), per
-demographic dimension, and how much JUTs and templates share them (the IG2 paper's Table 6)."""
+demographic dimension, and how much JUTs and templates share them (the IG2 paper's Table 6); the
+top neurons and completeness deltas of an IG2 run, and the overlap of two selections."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -97,3 +100,50 @@ def neurons_per_dimension(table: pd.DataFrame, prompts: pd.DataFrame) -> pd.Data
     frame = pd.DataFrame({"jut": counts.index, "neurons": counts.to_numpy()})
     frame["dimension"] = frame["jut"].map(dimension_of)
     return frame.groupby("dimension", as_index=False).agg(juts=("jut", "count"), mean_neurons=("neurons", "mean"))
+
+
+def mean_scores(scores: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Mean attribution per neuron over the prompts: [prompts, layers, neurons] → [layers, neurons]."""
+    values = scores.detach().float().cpu().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)
+    if values.ndim != 3:
+        raise BiasLabError(f"attribution scores must be [prompts, layers, neurons], got shape {tuple(values.shape)}")
+    return values.mean(axis=0)
+
+
+def top_neurons(scores: torch.Tensor | np.ndarray, count: int = 20) -> pd.DataFrame:
+    """The ``count`` neurons with the highest mean score over the prompts, highest first (ties: the
+    lower layer and neuron first): layer, neuron, mean_score."""
+    mean = mean_scores(scores)
+    flat = mean.reshape(-1)
+    order = np.argsort(-flat, kind="stable")[:max(0, count)]
+    return pd.DataFrame({"layer": order // mean.shape[1], "neuron": order % mean.shape[1], "mean_score": flat[order]})
+
+
+def convergence_deltas(prompts: pd.DataFrame) -> pd.DataFrame:
+    """Per layer, the mean |completeness delta| over the prompts of an IG2 run (its ``delta_l<layer>``
+    columns: Σ scores − (gap − gap with the layer zeroed)): layer, mean_abs_delta."""
+    columns = sorted(((int(match.group(1)), column) for column in prompts.columns
+                      if (match := re.fullmatch(r"delta_l(\d+)", str(column)))), key=lambda pair: pair[0])
+    return pd.DataFrame({"layer": [layer for layer, _ in columns],
+                         "mean_abs_delta": [float(prompts[column].abs().mean()) for _, column in columns]})
+
+
+@dataclass(frozen=True)
+class NeuronOverlap:
+    """How many bias neurons two selections share."""
+
+    shared: int
+    union: int
+    first: int
+    second: int
+
+    @property
+    def jaccard(self) -> float | None:
+        """|A ∩ B| / |A ∪ B|; None when neither selection has a neuron."""
+        return self.shared / self.union if self.union else None
+
+
+def neuron_overlap(first: pd.DataFrame, second: pd.DataFrame) -> NeuronOverlap:
+    """The overlap of two bias-neuron tables as sets of (layer, neuron) (all JUTs together)."""
+    sets = [set(zip(table["layer"].astype(int), table["neuron"].astype(int))) for table in (first, second)]
+    return NeuronOverlap(len(sets[0] & sets[1]), len(sets[0] | sets[1]), len(sets[0]), len(sets[1]))

@@ -16,7 +16,7 @@ from cached hidden states (the layers below are unchanged), a group holds prompt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
@@ -27,6 +27,9 @@ from ..forward import (expand_batch, frozen_parameters, head_at_positions, mask_
 from ..progress import CancelToken, report
 from .prompts import PreparedPrompt, Prompt
 from .steps import integration_points
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 TARGETS = ("abs", "signed", "d1", "d2")
 ENGINES = ("fast", "reference")
@@ -106,7 +109,7 @@ def _capture_mask_activations(loaded, batch, position: int) -> tuple[torch.Tenso
     return torch.stack(activations), softmax(logits)
 
 
-def reference_attribution(loaded, prepared: PreparedPrompt, settings: IG2Settings, *,
+def reference_attribution(loaded: LoadedModel, prepared: PreparedPrompt, settings: IG2Settings, *,
                           pad_to: int | None = None, separate_demographics: bool = False,
                           head_at_mask_only: bool = False) -> PromptAttribution:
     """The straightforward IG2 of one prompt.
@@ -428,7 +431,7 @@ class _FastEngine:
             report(progress, done, len(prompts), f"{len(indices)} prompts/pass")
 
 
-def attribute_ig2(loaded, prompts: list[PreparedPrompt], settings: IG2Settings | None = None, *,
+def attribute_ig2(loaded: LoadedModel, prompts: list[PreparedPrompt], settings: IG2Settings | None = None, *,
                   progress: Callable | None = None, cancel: CancelToken | None = None) -> list[PromptAttribution]:
     """IG2 of every prompt, in input order. See :func:`iter_ig2` for the streaming form."""
     results: list[PromptAttribution | None] = [None] * len(prompts)
@@ -437,7 +440,7 @@ def attribute_ig2(loaded, prompts: list[PreparedPrompt], settings: IG2Settings |
     return results
 
 
-def iter_ig2(loaded, prompts: list[PreparedPrompt], settings: IG2Settings | None = None, *,
+def iter_ig2(loaded: LoadedModel, prompts: list[PreparedPrompt], settings: IG2Settings | None = None, *,
              progress: Callable | None = None, cancel: CancelToken | None = None
              ) -> Iterator[tuple[int, PromptAttribution]]:
     """Yield (index in ``prompts``, attribution) as prompts finish (the fast engine reorders them)."""

@@ -4,6 +4,7 @@ gap, before and after an intervention — one forward pass each, no attribution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import pandas as pd
 import torch
@@ -11,7 +12,7 @@ import torch
 from ..errors import BiasLabError
 from ..forward import head_at_positions, softmax
 from ..interventions import InterventionSpec, intervene
-from ..models import kind_phrase
+from ..models import LoadedModel, kind_phrase
 from .prompts import MASK, Prompt, mask_count, prepare_prompts
 
 
@@ -26,7 +27,7 @@ class MaskPrediction:
         return abs(self.p_d1 - self.p_d2)
 
 
-def predict_mask(loaded, prompt: str, d1: str, d2: str, spec: InterventionSpec | None = None, *,
+def predict_mask(loaded: LoadedModel, prompt: str, d1: str, d2: str, spec: InterventionSpec | None = None, *,
                  top_k: int = 10) -> MaskPrediction:
     """Top-k predictions at the single ``[MASK]`` of ``prompt`` and P(d1), P(d2), under ``spec``."""
     if top_k < 1:
@@ -72,4 +73,33 @@ def parse_neurons(text: str, scale: float = 0.0) -> InterventionSpec:
     return InterventionSpec(tuple(edits), position="mask")
 
 
-__all__ = ["MASK", "MaskPrediction", "parse_neurons", "predict_mask"]
+def listed_neurons(text: str) -> int:
+    """How many neurons a 'layer:neuron, …' text lists (valid or not)."""
+    return len([part for part in text.replace(";", ",").split(",") if part.strip()])
+
+
+def format_neurons(neurons: Iterable[tuple[int, int]]) -> str:
+    """(layer, neuron) pairs → '3:17, 11:2040' (what :func:`parse_neurons` reads)."""
+    return ", ".join(f"{int(layer)}:{int(neuron)}" for layer, neuron in neurons)
+
+
+def random_neuron_text(loaded: LoadedModel, like: str, draw: int) -> str:
+    """As many neurons as ``like`` lists (at least one), drawn at random over every FFN neuron of the
+    model — the baseline a bias neuron must beat — as 'layer:neuron, …' text; ``draw`` seeds the
+    draw, so draw n is the same on every run."""
+    from .verification import random_neurons
+
+    table = random_neurons(loaded, max(1, listed_neurons(like)), torch.Generator().manual_seed(int(draw)))
+    return format_neurons(zip(table["layer"], table["neuron"]))
+
+
+def prediction_table(before: MaskPrediction, after: MaskPrediction | None = None) -> pd.DataFrame:
+    """P(d1), P(d2) and the gap before and (if given) after an intervention, at full precision:
+    model, p_d1, p_d2, gap."""
+    rows = [("before", before)] + ([("after", after)] if after is not None else [])
+    return pd.DataFrame({"model": [name for name, _ in rows], "p_d1": [p.p_d1 for _, p in rows],
+                         "p_d2": [p.p_d2 for _, p in rows], "gap": [p.gap for _, p in rows]})
+
+
+__all__ = ["MASK", "MaskPrediction", "format_neurons", "listed_neurons", "parse_neurons", "predict_mask",
+           "prediction_table", "random_neuron_text"]

@@ -13,8 +13,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import BiasLabError
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 MASK = "[MASK]"
 DIMENSION_SLOT = "[Demographic_Dimension]"
@@ -158,6 +162,12 @@ def load_source_dir(folder: str | Path) -> PromptSource:
     return PromptSource(templates, dimensions, modifiers, name=str(folder))
 
 
+def jut_key(modifier_type: str | None, d1: str, d2: str) -> str:
+    """A Judged Unfair Target is (modifier type, d1, d2); custom prompts without a type form one JUT
+    per demographic pair."""
+    return f"{modifier_type or 'custom'}:{d1}-{d2}"
+
+
 @dataclass(frozen=True)
 class Prompt:
     """One cloze prompt with ``[MASK]`` and the demographic pair whose probability gap is attributed."""
@@ -178,7 +188,7 @@ class Prompt:
 
     @property
     def jut(self) -> str:
-        return f"{self.modifier_type}:{self.d1}-{self.d2}" if self.modifier_type else f"custom:{self.d1}-{self.d2}"
+        return jut_key(self.modifier_type, self.d1, self.d2)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -282,12 +292,12 @@ def _single_token(tokenizer, text_with_mask: str, word: str, cache: dict) -> tup
     return result
 
 
-def mask_count(loaded, text: str) -> int:
+def mask_count(loaded: LoadedModel, text: str) -> int:
     """How many masks ``text`` holds, written as ``[MASK]`` or as the model's own mask token."""
     return text.count(MASK) + (text.count(loaded.mask_token) if loaded.mask_token != MASK else 0)
 
 
-def prepare_prompts(loaded, prompts: list[Prompt]) -> Preparation:
+def prepare_prompts(loaded: LoadedModel, prompts: list[Prompt]) -> Preparation:
     """Check prompts against the model's tokenizer.
 
     A prompt without exactly one ``[MASK]`` is an error naming it. A demographic that is not a

@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import pandas as pd
 import torch
@@ -21,7 +21,11 @@ from ..errors import BiasLabError
 from ..progress import CancelToken, report
 from .prompts import Prompt, prepare_prompts
 from ..provenance import provenance
+from ..results import StoredResult
 from ..store import RunStore, write_json_atomic, write_parquet_atomic, write_safetensors_atomic
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 PROMPT_COLUMNS = ("id", "prompt", "d1", "d2", "dimension", "modifier_type", "modifier", "template")
 
@@ -34,8 +38,14 @@ def _fingerprint(prompts: list[Prompt]) -> str:
 
 
 @dataclass
-class IG2Result:
-    """A finished IG2 run read back from its folder."""
+class IG2Result(StoredResult):
+    """A finished IG2 run: the prompts (with their probabilities, gaps and completeness deltas),
+    the attribution scores [prompts, layers, neurons] and ``run.json`` (config, settings, summary)."""
+
+    KIND: ClassVar[str] = "ig2"
+    WHAT: ClassVar[str] = "IG2 run"
+    FILES: ClassVar[tuple[str, ...]] = ("attributions.safetensors", "prompts.parquet", "run.json")
+    HINT: ClassVar[str] = "run `bias-lab neurons attribute --out {folder}` first"
 
     folder: Path
     prompts: pd.DataFrame
@@ -46,20 +56,49 @@ class IG2Result:
     def num_layers(self) -> int:
         return int(self.scores.shape[1])
 
+    @property
+    def model(self) -> str | None:
+        return self.config.get("config", {}).get("model")
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        write_safetensors_atomic(folder / self.FILES[0], {"ig2": self.scores.float()},
+                                 {"layers": self.scores.shape[1], "neurons": self.scores.shape[2]})
+        write_parquet_atomic(folder / self.FILES[1], self.prompts)
+        write_json_atomic(folder / self.FILES[2], self.config)  # last: marks the folder finished
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "IG2Result":
+        folder = cls.require(folder)
+        from safetensors.torch import load_file
+
+        return cls(folder, pd.read_parquet(folder / cls.FILES[1]), load_file(str(folder / cls.FILES[0]))["ig2"],
+                   json.loads((folder / cls.FILES[2]).read_text()))
+
+    @classmethod
+    def layer_count(cls, folder: str | Path) -> int | None:
+        """The layer count from the attributions' header (the scores stay on disk); None if the
+        folder holds no readable attributions."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(Path(folder) / cls.FILES[0]), "pt") as attributions:
+                return int(attributions.get_slice("ig2").get_shape()[1])
+        except Exception:
+            return None
+
+    def prompt_list(self) -> list[Prompt]:
+        """The attributed prompts as :class:`Prompt` objects (to re-prepare them for a model)."""
+        return [Prompt(**{c: (row[c] if c != "template" else int(row[c])) for c in PROMPT_COLUMNS})
+                for row in self.prompts[list(PROMPT_COLUMNS)].to_dict("records")]
+
 
 def load_ig2_run(folder: str | Path) -> IG2Result:
-    folder = Path(folder)
-    files = [folder / name for name in ("attributions.safetensors", "prompts.parquet", "run.json")]
-    missing = [f.name for f in files if not f.is_file()]
-    if missing:
-        raise BiasLabError(f"{str(folder)!r} is not a finished IG2 run folder (missing {missing[0]}): run `bias-lab ig2 --out {folder}` first")
-    from safetensors.torch import load_file
-
-    return IG2Result(folder, pd.read_parquet(files[1]), load_file(str(files[0]))["ig2"],
-                     json.loads(files[2].read_text()))
+    return IG2Result.load(folder)
 
 
-def run_ig2(loaded, prompts: list[Prompt], out_dir: str | Path, settings: IG2Settings | None = None, *,
+def run_ig2(loaded: LoadedModel, prompts: list[Prompt], out_dir: str | Path, settings: IG2Settings | None = None, *,
             unit_size: int = 34, store: RunStore | None = None, progress: Callable | None = None,
             cancel: CancelToken | None = None, description: dict | None = None) -> IG2Result:
     """Attribute every prompt and write the run folder; resumes a previous run into the same folder."""
@@ -100,9 +139,6 @@ def run_ig2(loaded, prompts: list[Prompt], out_dir: str | Path, settings: IG2Set
         scores = torch.cat([run.load_unit_tensors(name)["ig2"] for name, _ in units])
         attribution_seconds = float(frame["unit_seconds"].sum())
         frame = frame.drop(columns=["unit_seconds"])
-        write_safetensors_atomic(run.path("attributions.safetensors"), {"ig2": scores.float()},
-                                 {"layers": loaded.num_layers, "neurons": loaded.ffn_width})
-        write_parquet_atomic(run.path("prompts.parquet"), frame)
         record = store.get(run.id)
         summary = {
             "prompts": len(prepared), "skipped_prompts": len(prompts) - len(prepared),
@@ -110,12 +146,89 @@ def run_ig2(loaded, prompts: list[Prompt], out_dir: str | Path, settings: IG2Set
             "prompts_per_s": round(len(prepared) / attribution_seconds, 4) if attribution_seconds else None,
             "max_abs_delta": float(frame.filter(like="delta_l").abs().max().max()),
         }
-        write_json_atomic(run.path("run.json"), {
+        IG2Result(run.dir, frame, scores.float(), {
             "id": run.id, "kind": "ig2", "config": record.config,
             "settings": {**settings.to_dict(), "batch_size": settings.batch_size},
             "skipped": {"words": preparation.skipped, "reasons": preparation.reasons},
             "provenance": record.provenance, "timing": {"attribution_s": round(attribution_seconds, 3)},
             "summary": summary,
-        })
+        }).save(run.dir)
         run.complete(summary)
-    return load_ig2_run(run.dir)
+    return IG2Result.load(run.dir)
+
+
+@dataclass
+class BiasNeuronSelection(StoredResult):
+    """Bias neurons selected from an IG2 run (or Union_IG from two plain-IG runs), stored in that
+    run's folder: the table (jut, layer, neuron, …), the analyses of where they sit, and — once
+    verified — the gap change under suppression/amplification against random neurons."""
+
+    KIND: ClassVar[str] = "bias-neurons"
+    WHAT: ClassVar[str] = "bias-neuron selection"
+    FILES: ClassVar[tuple[str, ...]] = ("bias_neurons.csv",)
+    HINT: ClassVar[str] = "run `bias-lab neurons select --run {folder}` first"
+    UNION_TABLE: ClassVar[str] = "union_ig_neurons.csv"
+    VERIFICATION: ClassVar[str] = "verification.csv"
+
+    table: pd.DataFrame
+    analyses: dict
+    union: bool = False
+    verification: pd.DataFrame | None = None
+
+    @classmethod
+    def table_file(cls, folder: str | Path, union: bool = False) -> Path:
+        return Path(folder) / (cls.UNION_TABLE if union else cls.FILES[0])
+
+    @staticmethod
+    def analyses_file(table: Path) -> Path:
+        return table.with_name(table.stem + "_analyses.json")
+
+    def save(self, folder: str | Path, table: str | Path | None = None) -> Path:
+        """Write into ``folder`` (or the table to ``table``, a .csv or .parquet file, its analyses beside it)."""
+        from ..tables import write_table
+
+        path = Path(table) if table is not None else self.table_file(folder, self.union)
+        write_table(self.table, path)
+        write_json_atomic(self.analyses_file(path), self.analyses)
+        if self.verification is not None:
+            write_table(self.verification, Path(folder) / self.VERIFICATION)
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path, union: bool = False) -> "BiasNeuronSelection":
+        from ..tables import read_table
+
+        path = cls.table_file(folder, union)
+        if not path.is_file():
+            raise BiasLabError(f"{str(folder)!r} has no {path.name}: " + cls.HINT.format(folder=folder))
+        analyses_path = cls.analyses_file(path)
+        verification_path = Path(folder) / cls.VERIFICATION
+        return cls(read_table(path), json.loads(analyses_path.read_text()) if analyses_path.is_file() else {}, union,
+                   read_table(verification_path) if verification_path.is_file() else None)
+
+
+def select_in_run(result: IG2Result, settings=None, *, union_with: IG2Result | None = None) -> BiasNeuronSelection:
+    """Bias neurons of an IG2 run with their analyses (per layer, per dimension, intersections);
+    with ``union_with`` (a plain-IG d2 run of the same prompts, ``result`` the d1 run) Union_IG."""
+    from .analyses import intersection_statistics, neurons_per_dimension, neurons_per_layer
+    from .selection import SelectionSettings, select_bias_neurons, union_ig
+
+    settings = settings or SelectionSettings()
+    if union_with is not None:
+        targets = (result.config.get("config", {}).get("target"), union_with.config.get("config", {}).get("target"))
+        if targets != ("d1", "d2"):
+            raise BiasLabError(f"Union_IG joins plain-IG runs: the first must be a target d1 run and the second a "
+                               f"target d2 run of the same prompts, but they have targets {targets[0]} and {targets[1]}")
+        if union_with.prompts["id"].tolist() != result.prompts["id"].tolist():
+            raise BiasLabError(f"{str(union_with.folder)!r} attributes other prompts than {str(result.folder)!r}: "
+                               "Union_IG needs the same prompts")
+        table = union_ig(result.scores, union_with.scores, result.prompts, settings)
+    else:
+        table = select_bias_neurons(result.scores, result.prompts, settings)
+    analyses = {
+        "settings": settings.to_dict(),
+        "per_layer": neurons_per_layer(table, result.num_layers).to_dict("records"),
+        "per_dimension": neurons_per_dimension(table, result.prompts).to_dict("records"),
+        "intersections": intersection_statistics(result.scores, result.prompts, settings).to_dict("records"),
+    }
+    return BiasNeuronSelection(table, analyses, union=union_with is not None)

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import BiasLabError
 from ..interventions import InterventionSpec, NeuronEdit
+from .prompts import jut_key
 
 NEURON_COLUMNS = ["jut", "layer", "neuron", "frequency", "bags", "mean_score"]
 
@@ -49,9 +50,10 @@ class SelectionSettings:
 
 
 def jut_keys(prompts: pd.DataFrame) -> pd.Series:
-    """A JUT is (modifier type, d1, d2); custom prompts without a type form one JUT per pair."""
-    kind = prompts["modifier_type"].fillna("").replace("", "custom") if "modifier_type" in prompts else "custom"
-    return kind + ":" + prompts["d1"] + "-" + prompts["d2"]
+    """The JUT of every row of a prompt table (see :func:`jut_key`)."""
+    kinds = prompts["modifier_type"].fillna("") if "modifier_type" in prompts else pd.Series("", index=prompts.index)
+    return pd.Series([jut_key(kind, d1, d2) for kind, d1, d2 in zip(kinds, prompts["d1"], prompts["d2"])],
+                     index=prompts.index, dtype=object)
 
 
 def bag_keys(prompts: pd.DataFrame) -> pd.Series:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -16,19 +16,32 @@ from ..progress import CancelToken, report
 from .prompts import PreparedPrompt
 from .selection import neuron_spec
 
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
-def random_neurons(loaded, count: int, generator: torch.Generator) -> pd.DataFrame:
+
+def random_neurons(loaded: LoadedModel, count: int, generator: torch.Generator) -> pd.DataFrame:
     flat = torch.randperm(loaded.num_layers * loaded.ffn_width, generator=generator)[:count]
     return pd.DataFrame({"layer": (flat // loaded.ffn_width).tolist(), "neuron": (flat % loaded.ffn_width).tolist()})
 
 
-def gaps(loaded, prompts: list[PreparedPrompt], spec: InterventionSpec | None = None, *,
-         batch_size: int = 64) -> torch.Tensor:
-    """|P(d1) − P(d2)| at the mask of every prompt, under ``spec``: float64 [prompts]."""
+def pair_probabilities(loaded: LoadedModel, prompts: list[PreparedPrompt], spec: InterventionSpec | None = None, *,
+                       batch_size: int = 64) -> torch.Tensor:
+    """P(d1), P(d2) at the mask of every prompt, under ``spec``: float64 [prompts, 2]."""
     token_ids = torch.tensor([[p.d1_id, p.d2_id] for p in prompts])
     with loaded.lock, intervene(loaded, spec):
-        probabilities = mask_probabilities(loaded, [p.text for p in prompts], token_ids, batch_size=batch_size)
+        return mask_probabilities(loaded, [p.text for p in prompts], token_ids, batch_size=batch_size)
+
+
+def gap_of(probabilities: torch.Tensor) -> torch.Tensor:
+    """|P(d1) − P(d2)| from :func:`pair_probabilities`."""
     return (probabilities[:, 0] - probabilities[:, 1]).abs()
+
+
+def gaps(loaded: LoadedModel, prompts: list[PreparedPrompt], spec: InterventionSpec | None = None, *,
+         batch_size: int = 64) -> torch.Tensor:
+    """|P(d1) − P(d2)| at the mask of every prompt, under ``spec``: float64 [prompts]."""
+    return gap_of(pair_probabilities(loaded, prompts, spec, batch_size=batch_size))
 
 
 def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
@@ -37,7 +50,7 @@ def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
     return 100.0 * (float(after.double().sum()) - total) / total if total > 0 else float("nan")
 
 
-def verify_neurons(loaded, prompts: list[PreparedPrompt], neurons: pd.DataFrame, *, draws: int = 5, seed: int = 0,
+def verify_neurons(loaded: LoadedModel, prompts: list[PreparedPrompt], neurons: pd.DataFrame, *, draws: int = 5, seed: int = 0,
                    scales: dict[str, float] | None = None, batch_size: int = 64, progress: Callable | None = None,
                    cancel: CancelToken | None = None) -> pd.DataFrame:
     """The paper's Fig. 2 experiment, per JUT: relative gap change when the IG2 neurons are

@@ -13,10 +13,14 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import BiasLabError
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 LAYER_MODES = ("all", "first", "last", "intermediate")
 TARGET_MODES = ("token", "sentence")
@@ -93,7 +97,7 @@ def tag_sentences(texts: list[str], words: WordLists, *, limit: int | None = Non
     return tagged
 
 
-def encode(loaded, sentences: list[TaggedSentence], max_length: int = 128) -> dict[str, torch.Tensor]:
+def encode(loaded: LoadedModel, sentences: list[TaggedSentence], max_length: int = 128) -> dict[str, torch.Tensor]:
     """Token ids, attention mask, and a mask of the tagged word's tokens."""
     tokenizer = loaded.tokenizer
     batch = tokenizer([s.text for s in sentences], return_tensors="pt", padding=True, truncation=True,

@@ -1,19 +1,25 @@
 """Prunable matrices of a model and their block layouts.
 
-Every prunable matrix is seen in its logical [out, in] orientation (GPT-2's Conv1D stores [in, out]).
-A layout maps a small score/mask tensor (one entry per block) onto the full matrix:
-square B×B blocks, whole heads (the head_size rows of the value projection — optionally of Q, K, V
-too), FFN neurons (a neuron's row in the FFN input projection and its column in the output
-projection share one entry) or single weights."""
+Every prunable matrix is seen in its logical [out, in] orientation (a family whose weight layout is
+``in_out``, GPT-2, stores [in, out]). A layout maps a small score/mask tensor (one entry per block)
+onto the full matrix: square B×B blocks, whole heads (the head_size rows of the value projection —
+optionally of Q, K, V too), FFN neurons (a neuron's row in the FFN input projection — its input and
+gate rows in a fused input-gate projection — and its column in the output projection share one
+entry) or single weights."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..errors import BiasLabError
+from ..families import logical_shape
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 MODULES = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
 BLOCKS_HELP = "a block size (32, 64, 128, …), 'head', 'neuron' or 'unstructured'"
@@ -30,15 +36,6 @@ def parse_block(block: str | int) -> int | str:
     raise BiasLabError(f"unknown block {block!r}: use {BLOCKS_HELP}")
 
 
-def is_conv1d(module: nn.Module) -> bool:
-    return type(module).__name__ == "Conv1D"
-
-
-def logical_shape(module: nn.Module) -> tuple[int, int]:
-    rows, columns = module.weight.shape
-    return (columns, rows) if is_conv1d(module) else (rows, columns)
-
-
 @dataclass(frozen=True)
 class Site:
     """One prunable matrix: its layer, its role and the module."""
@@ -47,18 +44,22 @@ class Site:
     layer: int
     role: str
     module: nn.Module
+    # The output rows split into this many equal chunks with one row of each per FFN neuron: 2 for a
+    # fused input-gate projection (ModernBERT's Wi), otherwise 1.
+    neuron_chunks: int = 1
 
     @property
     def shape(self) -> tuple[int, int]:
         return logical_shape(self.module)
 
 
-def sites(loaded, roles: tuple[str, ...] = MODULES) -> list[Site]:
+def sites(loaded: LoadedModel, roles: tuple[str, ...] = MODULES) -> list[Site]:
     """Distinct prunable modules (a fused QKV projection appears once, as ``query``)."""
     unknown = [r for r in roles if r not in MODULES]
     if unknown:
         raise BiasLabError(f"unknown module {unknown[0]!r}: use some of {', '.join(MODULES)}")
     adapter, found, seen = loaded.adapter, [], set()
+    ffn_in_chunks = adapter.family.ffn_in_chunks
     for layer in range(adapter.num_layers):
         candidates = []
         projections = adapter.attention_projections(layer)
@@ -73,7 +74,8 @@ def sites(loaded, roles: tuple[str, ...] = MODULES) -> list[Site]:
             if base_role not in roles or id(module) in seen:
                 continue
             seen.add(id(module))
-            found.append(Site(f"layer{layer}.{role}", layer, role, module))
+            chunks = ffn_in_chunks if base_role == "ffn_in" else 1
+            found.append(Site(f"layer{layer}.{role}", layer, role, module, chunks))
     return found
 
 
@@ -89,7 +91,7 @@ def expand(block_mask: torch.Tensor, shape: tuple[int, int], block: int | str, s
     if block == "neuron":
         if site.role == "ffn_out":
             return block_mask[None, :].expand(rows, columns)
-        return block_mask[:, None].expand(rows, columns)
+        return block_mask.repeat(site.neuron_chunks)[:, None].expand(rows, columns)
     raise BiasLabError(f"unknown block {block!r}: use {BLOCKS_HELP}")
 
 
@@ -101,14 +103,14 @@ def block_shape(shape: tuple[int, int], block: int | str, site: Site, num_heads:
         return (-(-rows // block), -(-columns // block))
     if block == "head":
         return (num_heads,)
-    return (columns,) if site.role == "ffn_out" else (rows,)
+    return (columns,) if site.role == "ffn_out" else (rows // site.neuron_chunks,)
 
 
-def pruned_sites(loaded, block: int | str, head_roles: tuple[str, ...] = ("value",)) -> list[Site]:
+def pruned_sites(loaded: LoadedModel, block: int | str, head_roles: tuple[str, ...] = ("value",)) -> list[Site]:
     """The matrices a block kind prunes: heads → the value (or Q/K/V) projections; neurons → the
     FFN projections; square blocks and single weights → every prunable matrix."""
     if block == "head":
-        if any(is_conv1d(s.module) for s in sites(loaded, ("value",))):
+        if loaded.adapter.family.qkv_layout == "stacked":
             raise BiasLabError(f"head blocks need separate Q/K/V projections; {loaded.family} fuses them: use square blocks")
         return sites(loaded, head_roles)
     if block == "neuron":

@@ -11,14 +11,18 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pandas as pd
 import torch
 from torch import nn
 
 from ..errors import BiasLabError
-from .layout import Site, block_shape, expand, is_conv1d, parse_block, pruned_sites
+from ..families import stores_in_out
+from .layout import Site, block_shape, expand, parse_block, pruned_sites
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 
 class _ThresholdSTE(torch.autograd.Function):
@@ -48,15 +52,15 @@ def threshold_schedule(step: int, total: int, *, initial: float = 0.0, final: fl
 def _patch(site: Site, matrix_mask: Callable[[], torch.Tensor]) -> Callable[[], None]:
     """Give ``site.module`` a forward that uses its weight times the mask; return the undo."""
     module = site.module
-    conv = is_conv1d(module)
+    transposed = stores_in_out(module)
 
     def forward(x):
         mask = matrix_mask().to(module.weight.dtype)
-        weight = module.weight * (mask.T if conv else mask)
+        weight = module.weight * (mask.T if transposed else mask)
         bias = module.bias
         if bias is not None:
             bias = bias * (mask.amax(dim=1) > 0).to(bias.dtype)
-        if conv:
+        if transposed:
             out = x.reshape(-1, x.shape[-1]) @ weight
             out = out + bias if bias is not None else out
             return out.reshape(*x.shape[:-1], weight.shape[1])
@@ -102,7 +106,7 @@ class MaskSet:
         decoded = {k: json.loads(v) for k, v in metadata.items()}
         return cls(decoded.pop("block"), masks, decoded)
 
-    def check(self, loaded) -> list[Site]:
+    def check(self, loaded: LoadedModel) -> list[Site]:
         """The sites this mask prunes, after checking that it fits the model."""
         by_key = {site.key: site for site in pruned_sites(loaded, self.block, tuple(self.metadata.get("head_roles", ["value"])))}
         chosen = []
@@ -118,7 +122,7 @@ class MaskSet:
 
 
 @contextmanager
-def applied(loaded, masks: MaskSet) -> Iterator[None]:
+def applied(loaded: LoadedModel, masks: MaskSet) -> Iterator[None]:
     """The model computes with the mask inside the block; outside, exactly as before."""
     undo = []
     try:
@@ -189,7 +193,7 @@ class Scores(nn.Module):
         return MaskSet(self.block, masks, {"head_roles": list(self.head_roles), **(metadata or {})})
 
 
-def densities(loaded, masks: MaskSet) -> pd.DataFrame:
+def densities(loaded: LoadedModel, masks: MaskSet) -> pd.DataFrame:
     """Percentage of weights kept per layer and module (unmasked matrices count as 100 %)."""
     rows = []
     masked = {site.key: site for site in masks.check(loaded)}
@@ -206,7 +210,12 @@ def densities(loaded, masks: MaskSet) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def surviving_heads(loaded, masks: MaskSet) -> pd.DataFrame:
+def overall_density(table: pd.DataFrame) -> float:
+    """Percentage of weights kept over the rows of a :func:`densities` table (all of it, a layer, …)."""
+    return float(100.0 * table["kept"].sum() / table["total"].sum())
+
+
+def surviving_heads(loaded: LoadedModel, masks: MaskSet) -> pd.DataFrame:
     """Layer × head table: a head is pruned when every value row of it is masked out."""
     masked = {site.key: site for site in masks.check(loaded)}
     size, rows = loaded.head_size, []
@@ -214,8 +223,8 @@ def surviving_heads(loaded, masks: MaskSet) -> pd.DataFrame:
         site = masked.get(f"layer{layer}.value") or masked.get(f"layer{layer}.query")
         if site is not None:
             matrix = expand(masks.masks[site.key].float(), site.shape, masks.block, site, loaded.head_size)
-            if site.role == "query" and is_conv1d(site.module):  # GPT-2's fused QKV: the value third
-                matrix = matrix[2 * loaded.hidden_size:]
+            if site.role == "query" and loaded.adapter.family.qkv_layout == "stacked":  # fused QKV: the value rows
+                matrix = matrix[loaded.adapter.head_rows(layer, "value")[1]]
         for head in range(loaded.num_heads):
             alive = True if site is None else bool(matrix[head * size:(head + 1) * size].any())
             rows.append({"layer": layer, "head": head, "alive": alive})

@@ -1,5 +1,7 @@
-"""One row per mask: its density, pruned heads and the evaluation suite on the masked model — the
-data of the masks' trade-off plot (SEAT 6/7/8, StereoSet SS/LMS, perplexity)."""
+"""One row per mask: its density, pruned heads and any benchmarks on the masked model — the data
+of the masks' trade-off plot. The columns come from the metric table (:func:`report_columns`):
+each metric under its own name, each benchmark's own numbers (SS, LMS, ICAT …) and details (SEAT's
+effect size per test)."""
 
 from __future__ import annotations
 
@@ -8,18 +10,23 @@ from typing import Callable
 
 import pandas as pd
 
+from ..errors import BiasLabError
 from ..interventions import InterventionSpec
-from .masks import MaskSet, densities, surviving_heads
+from ..metrics import report_columns
+from ..models import LoadedModel
+from .masks import MaskSet, densities, overall_density, surviving_heads
 
 SEAT_TESTS = ("sent-weat6", "sent-weat7", "sent-weat8")
 
 
-def evaluate_masks(loaded, masks: list[str | Path | None], *, seat=None, stereoset=None, texts: list[str] | None = None,
-                   perplexity_options: dict | None = None, progress: Callable | None = None) -> pd.DataFrame:
-    """Evaluate the model under each mask (``None`` = the unmasked model) on whatever data is given:
-    ``seat`` (loaded SEAT tests), ``stereoset`` (StereoSet data), ``texts`` (for perplexity)."""
+def evaluate_masks(loaded: LoadedModel, masks: list[str | Path | None], data: dict[str, object], *,
+                   options: dict[str, dict] | None = None, progress: Callable | None = None) -> pd.DataFrame:
+    """Evaluate the model under each mask (``None`` = the unmasked model) on every benchmark of
+    ``data`` (benchmark name → its loaded data; ``options`` → that benchmark's evaluate options)."""
     from ..evaluation import evaluate
 
+    if not data:
+        raise BiasLabError("give at least one benchmark's data to evaluate the masks on")
     rows = []
     for number, path in enumerate(masks):
         spec = InterventionSpec(mask=str(path)) if path is not None else None
@@ -27,21 +34,14 @@ def evaluate_masks(loaded, masks: list[str | Path | None], *, seat=None, stereos
         if path is not None:
             mask_set = MaskSet.load(path)
             table = densities(loaded, mask_set)
-            row.update(block=str(mask_set.block), density=float(100.0 * table["kept"].sum() / table["total"].sum()),
+            row.update(block=str(mask_set.block), density=overall_density(table),
                        pruned_heads=int((~surviving_heads(loaded, mask_set)["alive"]).sum()))
         else:
             row.update(block="", density=100.0, pruned_heads=0)
-        if seat:
-            summary = evaluate(loaded, "seat", seat, intervention=spec).summary
-            for name, result in summary["tests"].items():
-                row[f"seat:{name}"] = result["effect_size"]
-            row["seat_mean_abs"] = summary["mean_abs_effect_size"]
-        if stereoset is not None:
-            overall = evaluate(loaded, "stereoset", stereoset, intervention=spec).summary["intrasentence"]["overall"]
-            row.update(ss=overall["ss"], lms=overall["lms"], icat=overall["icat"])
-        if texts:
-            row["perplexity"] = evaluate(loaded, "perplexity", texts, intervention=spec,
-                                         **(perplexity_options or {})).summary["perplexity"]
+        for benchmark, benchmark_data in data.items():
+            summary = evaluate(loaded, benchmark, benchmark_data, intervention=spec,
+                               **(options or {}).get(benchmark, {})).summary
+            row.update(report_columns(benchmark, summary))
         rows.append(row)
         if progress is not None:
             progress(number + 1, len(masks), row["mask"])

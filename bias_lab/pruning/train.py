@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import json
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import pandas as pd
 import torch
@@ -17,9 +16,14 @@ from ..errors import BiasLabError
 from ..forward import frozen_parameters
 from ..progress import CancelToken, report
 from ..provenance import provenance
-from ..store import RunStore
+from ..results import StoredResult
+from ..store import RunStore, write_json_atomic, write_parquet_atomic
+from .checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from .layout import parse_block
-from .masks import MaskSet, Scores, densities, surviving_heads, threshold_schedule
+from .masks import MaskSet, Scores, densities, overall_density, surviving_heads, threshold_schedule
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -46,25 +50,85 @@ class PruneSettings:
 
 
 @dataclass
-class PruneResult:
+class MaskTrainingResult(StoredResult):
+    """A trained pruning mask with its densities per layer and module, the surviving heads, the
+    training history and ``run.json`` (config, summary, timing, provenance)."""
+
+    KIND: ClassVar[str] = "prune"
+    WHAT: ClassVar[str] = "mask-training run"
+    FILES: ClassVar[tuple[str, ...]] = ("mask.safetensors", "densities.parquet", "history.parquet", "heads.parquet",
+                                        "run.json")
+    HINT: ClassVar[str] = "train a mask with `bias-lab masks train --out {folder}` first"
+
     folder: Path
     masks: MaskSet
     history: pd.DataFrame
     densities: pd.DataFrame
     heads: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def mask_path(self) -> Path:
+        return self.folder / self.FILES[0]
+
+    @property
+    def config(self) -> dict:
+        return self.meta.get("config", {})
+
+    @classmethod
+    def mask_file(cls, folder: str | Path) -> Path:
+        return Path(folder) / cls.FILES[0]
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        self.masks.save(folder / self.FILES[0])
+        for name, frame in zip(self.FILES[1:4], (self.densities, self.history, self.heads)):
+            write_parquet_atomic(folder / name, frame)
+        write_json_atomic(folder / self.FILES[4], self.meta)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "MaskTrainingResult":
+        folder = cls.require(folder)
+        densities, history, heads = (pd.read_parquet(folder / name) for name in cls.FILES[1:4])
+        return cls(folder, MaskSet.load(folder / cls.FILES[0]), history, densities, heads,
+                   json.loads((folder / cls.FILES[4]).read_text()))
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint.", suffix=".tmp")
-    os.close(fd)
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+
+@dataclass
+class DebiasResult(StoredResult):
+    """A classifier fine-tuned on a debiasing objective (masked debiasing): the model folder, the
+    training history and ``run.json``."""
+
+    KIND: ClassVar[str] = "debias"
+    WHAT: ClassVar[str] = "debiasing run"
+    FILES: ClassVar[tuple[str, ...]] = ("history.parquet", "run.json")
+    MODEL: ClassVar[str] = "model"
+
+    folder: Path
+    history: pd.DataFrame
+    meta: dict
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / self.MODEL
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        write_parquet_atomic(folder / self.FILES[0], self.history)
+        write_json_atomic(folder / self.FILES[1], self.meta)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "DebiasResult":
+        folder = cls.require(folder)
+        return cls(folder, pd.read_parquet(folder / cls.FILES[0]), json.loads((folder / cls.FILES[1]).read_text()))
 
 
-def train_mask(loaded, objective, out_dir: str | Path, settings: PruneSettings | None = None, *,
+def train_mask(loaded: LoadedModel, objective, out_dir: str | Path, settings: PruneSettings | None = None, *,
                description: dict | None = None, store: RunStore | None = None, progress: Callable | None = None,
-               cancel: CancelToken | None = None) -> PruneResult:
+               cancel: CancelToken | None = None) -> MaskTrainingResult:
     """Train block scores against ``objective`` (weights frozen) and write the run folder:
     ``mask.safetensors``, ``densities.parquet``, ``history.parquet``, ``run.json``. A checkpoint
     every ``checkpoint_every`` steps lets an interrupted run resume where it stopped."""
@@ -78,7 +142,6 @@ def train_mask(loaded, objective, out_dir: str | Path, settings: PruneSettings |
     store = store or RunStore()
     run = store.start("prune", config, model=loaded.source, artifact_dir=out,
                       provenance=provenance(str(loaded.device), settings.seed))
-    checkpoint_path = out / "checkpoint.pt"
     with run, loaded.lock, frozen_parameters(loaded.model):
         torch.manual_seed(settings.seed)
         scores = Scores(loaded, block, head_roles=settings.head_roles)
@@ -87,8 +150,8 @@ def train_mask(loaded, objective, out_dir: str | Path, settings: PruneSettings |
                   for e in range(settings.epochs)]
         total = sum(len(batches) for batches in epochs)
         step, history, means, seconds = 0, [], None, 0.0
-        if checkpoint_path.is_file():
-            state = torch.load(checkpoint_path, map_location=loaded.device, weights_only=False)
+        state = load_checkpoint(out, loaded.device)
+        if state is not None:
             scores.load_state_dict(state["scores"])
             optimizer.load_state_dict(state["optimizer"])
             step, history, means, seconds = state["step"], state["history"], state["means"], state["seconds"]
@@ -129,33 +192,30 @@ def train_mask(loaded, objective, out_dir: str | Path, settings: PruneSettings |
                                     "threshold": scores.threshold})
                     report(progress, step, total, f"loss {float(loss.detach()):.4f}")
                     if step % settings.checkpoint_every == 0 and step < total:
-                        _save_checkpoint(checkpoint_path, {
-                            "step": step, "scores": scores.state_dict(), "optimizer": optimizer.state_dict(),
-                            "history": history, "means": means,
-                            "seconds": seconds + time.perf_counter() - started})
+                        save_checkpoint(out, step=step, scores=scores.state_dict(),
+                                        optimizer=optimizer.state_dict(), history=history, means=means,
+                                        seconds=seconds + time.perf_counter() - started)
                 means = None
         seconds += time.perf_counter() - started
         scores.threshold = settings.threshold
         masks = scores.to_masks({"model": loaded.source, "objective": objective.name, "step": step,
                                  "mode": (description or {}).get("mode")})
-        masks.save(out / "mask.safetensors")
         table = densities(loaded, masks)
         heads = surviving_heads(loaded, masks)
         frame = pd.DataFrame(history)
-        run.write_parquet("densities.parquet", table)
-        run.write_parquet("history.parquet", frame)
-        run.write_parquet("heads.parquet", heads)
         summary = {"steps": step, "final_loss": float(frame["loss"].iloc[-1]) if len(frame) else None,
-                   "density": float(100.0 * table["kept"].sum() / table["total"].sum()),
+                   "density": overall_density(table),
                    "pruned_heads": int((~heads["alive"]).sum()), "training_s": round(seconds, 3)}
-        run.write_json("run.json", {"id": run.id, "kind": "prune", "config": run.record.config, "summary": summary,
-                                    "timing": {"training_s": round(seconds, 3)}, "provenance": run.record.provenance})
-        checkpoint_path.unlink(missing_ok=True)
+        result = MaskTrainingResult(out, masks, frame, table, heads, {
+            "id": run.id, "kind": "prune", "config": run.record.config, "summary": summary,
+            "timing": {"training_s": round(seconds, 3)}, "provenance": run.record.provenance})
+        result.save(out)
+        remove_checkpoint(out)
         run.complete(summary)
-    return PruneResult(out, masks, frame, table, heads)
+    return result
 
 
-def train_weights(loaded, objective, out_dir: str | Path, settings: PruneSettings | None = None, *,
+def train_weights(loaded: LoadedModel, objective, out_dir: str | Path, settings: PruneSettings | None = None, *,
                   description: dict | None = None, store: RunStore | None = None, progress: Callable | None = None,
                   cancel: CancelToken | None = None) -> pd.DataFrame:
     """The debias-only comparison: the same objective, but the weights are trained (no mask). The
@@ -220,12 +280,11 @@ def train_weights(loaded, objective, out_dir: str | Path, settings: PruneSetting
         from ..models import quiet_transformers
 
         with quiet_transformers():
-            loaded.model.save_pretrained(out / "model")
-            loaded.tokenizer.save_pretrained(out / "model")
+            loaded.model.save_pretrained(out / DebiasResult.MODEL)
+            loaded.tokenizer.save_pretrained(out / DebiasResult.MODEL)
         frame = pd.DataFrame(history)
-        run.write_parquet("history.parquet", frame)
         seconds = round(time.perf_counter() - started, 3)
-        run.write_json("run.json", {"id": run.id, "kind": "debias", "config": run.record.config,
-                                    "timing": {"training_s": seconds}})
+        DebiasResult(out, frame, {"id": run.id, "kind": "debias", "config": run.record.config,
+                                  "timing": {"training_s": seconds}}).save(out)
         run.complete({"steps": step, "final_loss": history[-1]["loss"] if history else None, "training_s": seconds})
     return frame

@@ -1,5 +1,5 @@
 """Mutations of the evaluation metrics (SEAT, WinoBias, CrowS-Pairs, StereoSet) and of the bias
-reductions (heads/metrics.py, evaluation/record.py), each caught by an oracle in
+reductions (the metric table, bias_lab/metrics.py), each caught by an oracle in
 ``tests/test_oracles_evaluation.py``."""
 
 from tests.mutations.harness import Mutation
@@ -93,41 +93,42 @@ MUTATIONS = [
         'row["score"] = float(2 ** np.sum(log_probs / np.log(2)))',
         (STEREOSET_INTER,),
         "causal StereoSet score is the sentence probability, not the per-token geometric mean (length-biased)"),
-    # 9. Bias reductions: heads/metrics.py
+    # 9. Bias and performance reductions: the metric table (bias_lab/metrics.py), read by head scoring
+    #    and by stored evaluations alike — each mutation must be caught by both oracles.
     Mutation(
-        "metrics-stereoset-bias-no-abs", "bias_lab/heads/metrics.py",
-        'lambda s: abs(s["intrasentence"]["overall"]["ss"] - 50), **options)',
-        'lambda s: s["intrasentence"]["overall"]["ss"] - 50, **options)',
-        (BIAS_METRIC,),
+        "metrics-stereoset-bias-no-abs", "bias_lab/metrics.py",
+        'reduce=lambda s: _abs_from_50(_stereoset_intra(s)["ss"])',
+        'reduce=lambda s: _stereoset_intra(s)["ss"] - 50',
+        (BIAS_METRIC, RECORD),
         "the StereoSet bias metric is SS − 50, negative (\"better than unbiased\") for SS < 50"),
     Mutation(
-        "metrics-stereoset-bias-intersentence", "bias_lab/heads/metrics.py",
-        'lambda s: abs(s["intrasentence"]["overall"]["ss"] - 50), **options)',
-        'lambda s: abs(s["intersentence"]["overall"]["ss"] - 50), **options)',
-        (BIAS_METRIC,),
+        "metrics-stereoset-bias-intersentence", "bias_lab/metrics.py",
+        'reduce=lambda s: _abs_from_50(_stereoset_intra(s)["ss"])',
+        'reduce=lambda s: _abs_from_50(s["intersentence"]["overall"]["ss"])',
+        (BIAS_METRIC, RECORD),
         "the StereoSet bias metric reads the intersentence task"),
     Mutation(
-        "metrics-crows-bias-no-abs", "bias_lab/heads/metrics.py",
-        'lambda s: abs(s["overall"]["metric"] - 50)',
-        'lambda s: s["overall"]["metric"] - 50',
-        (BIAS_METRIC,),
+        "metrics-crows-bias-no-abs", "bias_lab/metrics.py",
+        'reduce=lambda s: _abs_from_50(s["overall"]["metric"])',
+        'reduce=lambda s: s["overall"]["metric"] - 50',
+        (BIAS_METRIC, RECORD),
         "the CrowS bias metric is metric − 50 without abs"),
     Mutation(
-        "metrics-seat-bias-first-test", "bias_lab/heads/metrics.py",
-        'lambda s: s["mean_abs_effect_size"]',
-        'lambda s: abs(next(iter(s["tests"].values()))["effect_size"])',
-        (BIAS_METRIC,),
+        "metrics-seat-bias-first-test", "bias_lab/metrics.py",
+        'reduce=lambda s: s["mean_abs_effect_size"]',
+        'reduce=lambda s: abs(next(iter(s["tests"].values()))["effect_size"])',
+        (BIAS_METRIC, RECORD),
         "the SEAT bias metric reads the first test only"),
     Mutation(
-        "metrics-winobias-bias-no-abs", "bias_lab/heads/metrics.py",
-        'lambda s: abs(s["overall"]["preference"] - 50)',
-        'lambda s: s["overall"]["preference"] - 50',
-        (BIAS_METRIC,),
+        "metrics-winobias-bias-no-abs", "bias_lab/metrics.py",
+        'reduce=lambda s: _abs_from_50(s["overall"]["preference"])',
+        'reduce=lambda s: s["overall"]["preference"] - 50',
+        (BIAS_METRIC, RECORD),
         "the WinoBias bias metric is preference − 50 without abs"),
     Mutation(
-        "metrics-ig2-gap-sum", "bias_lab/heads/metrics.py",
-        "float(gaps(owner, prepared).mean())",
-        "float(gaps(owner, prepared).sum())",
+        "metrics-ig2-gap-sum", "bias_lab/evaluation/ig2_gap.py",
+        'return {"mean_gap": float(gaps.mean()), "prompts": len(prepared)}, items',
+        'return {"mean_gap": float(gaps.sum()), "prompts": len(prepared)}, items',
         (IG2_GAP,),
         "the ig2-gap metric sums the gaps (grows with the number of prompts)"),
     Mutation(
@@ -137,40 +138,15 @@ MUTATIONS = [
         (IG2_GAP,),
         "the ig2 gap is signed: gaps in opposite directions cancel in the mean"),
     Mutation(
-        "metrics-perf-stereoset-lms-not-inverted", "bias_lab/heads/metrics.py",
-        'lambda s: 100 - s["intrasentence"]["overall"]["lms"]',
-        'lambda s: s["intrasentence"]["overall"]["lms"]',
-        (PERF_METRIC,),
+        "metrics-perf-stereoset-lms-not-inverted", "bias_lab/metrics.py",
+        'reduce=lambda s: 100 - _stereoset_intra(s)["lms"]',
+        'reduce=lambda s: _stereoset_intra(s)["lms"]',
+        (PERF_METRIC, RECORD),
         "stereoset-lms performance is LMS itself, so higher (worse) means a better model"),
-    # 9. Bias reductions: evaluation/record.py
     Mutation(
-        "record-stereoset-bias-no-abs", "bias_lab/evaluation/record.py",
-        '"stereoset": lambda s: abs(s["intrasentence"]["overall"]["ss"] - 50),',
-        '"stereoset": lambda s: s["intrasentence"]["overall"]["ss"] - 50,',
+        "metrics-headline-drops-a-role", "bias_lab/metrics.py",
+        "    for role in ROLES:\n        found = metric_of(benchmark_name, role)\n        if found is not None:\n            flat[role]",
+        "    for role in ROLES[:1]:\n        found = metric_of(benchmark_name, role)\n        if found is not None:\n            flat[role]",
         (RECORD,),
-        "a stored run's StereoSet bias is SS − 50 without abs"),
-    Mutation(
-        "record-crows-bias-no-abs", "bias_lab/evaluation/record.py",
-        '"crows": lambda s: abs(s["overall"]["metric"] - 50),',
-        '"crows": lambda s: s["overall"]["metric"] - 50,',
-        (RECORD,),
-        "a stored run's CrowS bias is metric − 50 without abs"),
-    Mutation(
-        "record-seat-bias-first-test", "bias_lab/evaluation/record.py",
-        '"seat": lambda s: s["mean_abs_effect_size"],',
-        '"seat": lambda s: abs(next(iter(s["tests"].values()))["effect_size"]),',
-        (RECORD,),
-        "a stored run's SEAT bias reads the first test only"),
-    Mutation(
-        "record-winobias-bias-no-abs", "bias_lab/evaluation/record.py",
-        '"winobias": lambda s: abs(s["overall"]["preference"] - 50),',
-        '"winobias": lambda s: s["overall"]["preference"] - 50,',
-        (RECORD,),
-        "a stored run's WinoBias bias is preference − 50 without abs"),
-    Mutation(
-        "record-headline-performance-is-lms", "bias_lab/evaluation/record.py",
-        'performance=100 - overall["lms"]',
-        'performance=overall["lms"]',
-        (RECORD,),
-        "a stored StereoSet run's performance is LMS, not 100 − LMS (lower is better)"),
+        "a stored StereoSet run has no performance number (only the bias role is reduced)"),
 ]

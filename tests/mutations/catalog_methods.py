@@ -7,8 +7,8 @@ T = "tests/test_oracles_methods.py::"
 
 MUTATIONS = [
     Mutation("michel-gate-repeat", "bias_lab/heads/importance.py",
-             "factor = gates[layer].to(hidden.dtype).repeat_interleave(size)",
-             "factor = gates[layer].to(hidden.dtype).repeat(size)",
+             "head_columns(gates[layer].to(hidden.dtype), size)",
+             "gates[layer].to(hidden.dtype).repeat(size)",
              (T + "test_michel_importance_equals_finite_differences_of_head_weight_columns",
               T + "test_michel_importance_accumulation_and_normalisation_on_a_constructed_gradient"),
              "the head gate is tiled, so gate h scales one column of every head instead of head h's columns"),
@@ -34,11 +34,11 @@ MUTATIONS = [
              (T + "test_one_step_lowers_the_score_of_a_block_whose_removal_lowers_the_loss",),
              "the straight-through gradient is negated: training keeps the blocks it should prune"),
     Mutation("gpt2-surviving-heads-key-third", "bias_lab/pruning/masks.py",
-             "matrix = matrix[2 * loaded.hidden_size:]",
-             "matrix = matrix[loaded.hidden_size:2 * loaded.hidden_size]",
+             'matrix = matrix[loaded.adapter.head_rows(layer, "value")[1]]',
+             'matrix = matrix[loaded.adapter.head_rows(layer, "key")[1]]',
              (T + "test_gpt2_fused_qkv_value_columns_decide_whether_a_head_survives",),
              "GPT-2's fused c_attn: a head's survival is read from its key columns, not its value columns"),
-    Mutation("mlm-loss-never-masks", "bias_lab/heads/metrics.py",
+    Mutation("mlm-loss-never-masks", "bias_lab/evaluation/mlm_loss.py",
              "masked[position] = loaded.mask_token_id",
              "masked[position] = ids[position]",
              (T + "test_mlm_loss_masks_the_chosen_tokens_and_equals_the_hand_cross_entropy",),
@@ -54,20 +54,24 @@ MUTATIONS = [
              (T + "test_mean_score_is_the_mean_over_the_juts_own_prompts",),
              "a neuron's mean_score averages over every JUT's prompts instead of its own JUT's"),
     Mutation("family-llama-attn-out-is-v-proj", "bias_lab/families.py",
-             '"self_attn.o_proj", "self_attn.q_proj"',
-             '"self_attn.v_proj", "self_attn.q_proj"',
+             'attn_out="self_attn.o_proj", query="self_attn.q_proj"',
+             'attn_out="self_attn.v_proj", query="self_attn.q_proj"',
              (T + "test_family_sites_are_the_real_projections",),
              "Llama's attention output site points at v_proj (same input width, wrong module)"),
     Mutation("family-gptneo-attn-out-is-v-proj", "bias_lab/families.py",
-             '"attn.attention.out_proj", "attn.attention.q_proj"',
-             '"attn.attention.v_proj", "attn.attention.q_proj"',
+             'attn_out="attn.attention.out_proj", query="attn.attention.q_proj"',
+             'attn_out="attn.attention.v_proj", query="attn.attention.q_proj"',
              (T + "test_family_sites_are_the_real_projections",),
              "GPT-Neo's attention output site points at v_proj (same widths, wrong module)"),
     Mutation("family-bert-value-is-key", "bias_lab/families.py",
-             'Family("bert", ("bert",), "encoder.layer", "output.dense", ("intermediate.dense",),\n'
-             '           "attention.output.dense", "attention.self.query", "attention.self.key", "attention.self.value"',
-             'Family("bert", ("bert",), "encoder.layer", "output.dense", ("intermediate.dense",),\n'
-             '           "attention.output.dense", "attention.self.query", "attention.self.key", "attention.self.key"',
+             'Family(name="bert", model_types=("bert",), causal=False,\n'
+             '           layers="encoder.layer", ffn_out="output.dense", ffn_in=("intermediate.dense",),\n'
+             '           attn_out="attention.output.dense",\n'
+             '           query="attention.self.query", key="attention.self.key", value="attention.self.value"',
+             'Family(name="bert", model_types=("bert",), causal=False,\n'
+             '           layers="encoder.layer", ffn_out="output.dense", ffn_in=("intermediate.dense",),\n'
+             '           attn_out="attention.output.dense",\n'
+             '           query="attention.self.query", key="attention.self.key", value="attention.self.key"',
              (T + "test_family_sites_are_the_real_projections",),
              "BERT's value site points at the key projection: head pruning would prune keys"),
 ]

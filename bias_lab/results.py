@@ -1,0 +1,55 @@
+"""Typed run results: one class per kind of run, each knowing its ``KIND`` (the run store's kind),
+its artifact files, and how to ``save(folder)`` and ``load(folder)`` them. Pages and the CLI read
+run folders only through these classes, so no artifact file name is spelled outside the library.
+
+Every artifact is safetensors, parquet, CSV or JSON: run folders travel between machines, and
+nothing read from one is unpickled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from .errors import BiasLabError
+from .store import RunRecord, RunStore
+
+
+class StoredResult:
+    KIND: ClassVar[str]
+    WHAT: ClassVar[str]              # e.g. "IG2 run", for messages
+    FILES: ClassVar[tuple[str, ...]]  # the artifacts a finished run has
+    HINT: ClassVar[str] = ""         # how to make one, for messages
+
+    @classmethod
+    def missing_file(cls, folder: str | Path) -> str | None:
+        return next((name for name in cls.FILES if not (Path(folder) / name).is_file()), None)
+
+    @classmethod
+    def is_finished(cls, folder: str | Path) -> bool:
+        return cls.missing_file(folder) is None
+
+    @classmethod
+    def require(cls, folder: str | Path) -> Path:
+        missing = cls.missing_file(folder)
+        if missing is not None:
+            raise BiasLabError(f"{str(folder)!r} is not a finished {cls.WHAT} folder (missing {missing})"
+                               + (f": {cls.HINT.format(folder=folder)}" if cls.HINT else ""))
+        return Path(folder)
+
+    @classmethod
+    def finished_runs(cls, store: RunStore | None = None) -> list[RunRecord]:
+        """The complete runs of this kind whose folders hold every artifact, newest first."""
+        store = store or RunStore()
+        return [record for record in store.list(kind=cls.KIND, status="complete") if cls.is_finished(record.artifact_dir)]
+
+
+def result_classes() -> dict[str, type[StoredResult]]:
+    """Every kind of run and its result class."""
+    from .evaluation.record import EvaluationResult
+    from .heads.runs import HeadImportanceResult, HeadScoresResult
+    from .neurons.run import BiasNeuronSelection, IG2Result
+    from .pruning.train import DebiasResult, MaskTrainingResult
+
+    classes = (IG2Result, BiasNeuronSelection, HeadScoresResult, HeadImportanceResult, MaskTrainingResult,
+               DebiasResult, EvaluationResult)
+    return {cls.KIND: cls for cls in classes}
