@@ -22,4 +22,5 @@ run ig2 ig2_bench.py --prompts 34 --pattern-prompts 34 --steps 20
 run heads heads_bench.py --texts 64
 run eval eval_bench.py --examples 2106
 run prune prune_bench.py --steps 20 --batch 32 --tokens 128
+run generation generation_bench.py --prompts 256 --baseline-prompts 64 --scan-prompts 64
 if ((${#failed[@]})); then echo "FAILED: ${failed[*]}"; exit 1; fi

@@ -61,3 +61,21 @@ def device_description(device: torch.device | None = None) -> dict:
     elif device.type == "mps":
         facts["name"] = "Apple MPS"
     return facts
+
+
+def available_bytes(device: torch.device) -> int:
+    """Memory a computation may plan to use: 60 % of the free GPU memory, or on a CPU 30 % of the
+    available RAM (at most 8 GiB)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.6)
+    try:
+        with open("/proc/meminfo") as handle:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in handle}
+        return int(min(info["MemAvailable"] * 0.3, 8 * 2**30))
+    except (OSError, KeyError, ValueError):
+        return 2 * 2**30
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()

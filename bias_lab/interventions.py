@@ -204,7 +204,8 @@ class _PositionTracker:
         attention = self.attention_mask
         if attention is None or attention.dim() != 2:
             attention = torch.ones_like(ids)
-        attention = attention.to(device)
+        # A cached generation step feeds only the new tokens; its mask also covers the past ones.
+        attention = attention[:, -ids.shape[1]:].to(device)
         index = torch.arange(ids.shape[1], device=device).expand_as(ids)
         last = torch.where(attention.bool(), index, torch.full_like(index, -1)).max(dim=1).values
         return index == last[:, None]

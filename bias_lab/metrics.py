@@ -65,12 +65,18 @@ class Benchmark:
     limit_unit: str = "items"       # what ``limit`` counts; "" when a limit does not apply
     seeded: bool = False            # takes a ``seed`` (random choices inside the benchmark)
     details: Callable[[dict], dict] | None = None  # further report columns, e.g. SEAT's effect size per test
+    prefix_cacheable: bool = True   # its forward passes repeat exactly, so head scoring may replay lower layers
+    variants: str | None = None     # 'module:function' (loaded, prepared, head_variants) → summaries, one pass
 
     def evaluate(self, loaded: LoadedModel, data, **options) -> tuple[dict, object]:
         return _resolve(self.evaluator)(loaded, data, **options)
 
     def load(self, source=None, **options):
         return _resolve(self.loader)(source, **options)
+
+    def variant_summaries(self, loaded, prepared, head_variants: list, **options) -> list[dict]:
+        """Summaries with each head-ablation variant, computed together (``variants`` set)."""
+        return _resolve(self.variants)(loaded, prepared, head_variants, **options)
 
     def prepared(self, loaded: LoadedModel, data, **options):
         """Data ready to be scored many times (tokenized prompts, fixed masked tokens); the same
@@ -138,6 +144,34 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               data="text, one passage per line; 15 % of its tokens masked at random (fixed seed)",
               evaluator="bias_lab.evaluation.mlm_loss:evaluate_mlm_loss", loader="bias_lab.data.loaders:text",
               prepare="bias_lab.evaluation.mlm_loss:masked_items", digits=4, limit_unit="lines", seeded=True),
+    Benchmark(name="toxicity", data_example="a group-prompt JSONL, a HolisticBias v1.0 folder, or default fairnlp/holistic-bias",
+              title="Toxicity of generations", kinds=("causal",),
+              data="prompts to continue (HolisticBias, BOLD, RealToxicityPrompts or a JSONL); a toxicity classifier "
+                   "scores what the model writes",
+              evaluator="bias_lab.evaluation.toxicity:evaluate_toxicity", loader="bias_lab.data.loaders:generation_prompts",
+              prepare="bias_lab.evaluation.toxicity:prepare_task",
+              variants="bias_lab.evaluation.toxicity:toxicity_variant_summaries",
+              numbers=(("mean_toxicity", "mean toxicity", lambda s: s["mean_toxicity"]),
+                       ("toxic_share", "% toxic", lambda s: s["toxic_share"]),
+                       ("toxic_count", "toxic count", lambda s: s["toxic_count"]),
+                       ("expected_max_toxicity", "expected max toxicity", lambda s: s["expected_max_toxicity"]),
+                       ("toxicity_probability", "toxicity probability %", lambda s: s["toxicity_probability"]),
+                       ("mean_new_tokens", "mean length", lambda s: s["mean_new_tokens"])),
+              digits=3, lm_scoring=False, masks_inputs=False, limit_unit="prompts", seeded=True,
+              prefix_cacheable=False),
+    Benchmark(name="toxicity-gap", data_example="a group-prompt JSONL with groups, a HolisticBias v1.0 folder, "
+                                                "or default fairnlp/holistic-bias",
+              title="Toxicity gap between groups (FASP)", kinds=("causal",),
+              data="prompts about social groups (HolisticBias axes and buckets, BOLD, or a JSONL with groups); "
+                   "FASP's Σ over groups of |axis mean − group mean| toxicity",
+              evaluator="bias_lab.evaluation.toxicity:evaluate_toxicity_gap",
+              loader="bias_lab.data.loaders:generation_prompts",
+              prepare="bias_lab.evaluation.toxicity:prepare_gap_task",
+              variants="bias_lab.evaluation.toxicity:gap_variant_summaries",
+              numbers=(("mean_toxicity", "mean toxicity", lambda s: s["mean_toxicity"]),),
+              digits=4, lm_scoring=False, masks_inputs=False, limit_unit="prompts", seeded=True,
+              prefix_cacheable=False,
+              details=lambda s: {f"gap:{axis}": entry["gap"] for axis, entry in s["axes"].items()}),
     Benchmark(name="ig2-gap", data_example="a prompt JSONL file (needed), e.g. /data/prompts.jsonl",
               title="IG2 gap", kinds=("masked",),
               data="IG2 prompts (JSONL): |P(d1) − P(d2)| at the mask",
@@ -165,6 +199,13 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric(name="ig2-gap", role="bias", benchmark="ig2-gap", reduce=lambda s: s["mean_gap"],
            axis="mean |P(d1) − P(d2)|", units="probability", data_hint="a prompt JSONL file",
            description="the mean probability gap between the two demographic words at the mask"),
+    Metric(name="toxicity", role="bias", benchmark="toxicity", reduce=lambda s: s["mean_toxicity"],
+           axis="mean toxicity", units="classifier probability",
+           description="mean toxicity of the generated texts (0 = none is toxic)"),
+    Metric(name="toxicity-gap", role="bias", benchmark="toxicity-gap", reduce=lambda s: s["gap"],
+           axis="toxicity gap Σ|axis − group|", units="classifier probability", data_hint="group prompts (JSONL "
+           "with groups, or a HolisticBias folder)",
+           description="FASP: Σ over groups of |mean toxicity of the axis − of the group|, mean over axes"),
     Metric(name="mlm-loss", role="performance", benchmark="mlm-loss", reduce=lambda s: s["loss"],
            axis="masked-LM loss", units="nats per token", data_hint="a text file (e.g. wiki.valid.tokens)",
            description="cross-entropy of 15 % of the tokens masked at random (fixed seed)"),

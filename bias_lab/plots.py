@@ -220,9 +220,56 @@ def seat_effect_sizes(summaries: dict[str, dict], title: str = "SEAT effect size
     return _before_after_bars(series, title, x_label, y_label)
 
 
+def _point_label(row) -> str:
+    """A trade-off point's hover text: its run (or both runs, with the metric each gives), model and data."""
+    bias_run, performance_run = row.get("bias_run"), row.get("performance_run")
+    if isinstance(bias_run, str) and isinstance(performance_run, str) and bias_run != performance_run:
+        runs = (f"bias: run {bias_run} ({row.get('bias_metric')}, {row.get('bias_data')})<br>"
+                f"performance: run {performance_run} ({row.get('performance_metric')}, {row.get('performance_data')})")
+        return f"{runs}<br>{row['model']}"
+    return f"{row['run']} · {row['model']} · {row['data']}"
+
+
 def tradeoff_runs(points: pd.DataFrame, title: str, *, x_label: str, y_label: str) -> go.Figure:
     """:func:`tradeoff_scatter` of stored evaluations (``tradeoff_points``): performance vs bias by
-    method; hovering a point names its run, model and data."""
-    labels = points["run"].astype(str) + " · " + points["model"].astype(str) + " · " + points["data"].astype(str)
+    method; hovering a point names its run, model and data — a point made of two runs names both,
+    with the metric and the data of each."""
+    labels = [_point_label(row) for row in points.to_dict("records")]
     return tradeoff_scatter(points.assign(label=labels), "performance", "bias", "method", "label", title=title,
                             x_label=x_label, y_label=y_label)
+
+
+def axis_name(metric: str | None, fallback: str) -> str:
+    """How a figure names a metric of the table: its axis label (``METRICS[name].axis``, e.g.
+    'toxicity gap Σ|axis − group|'); ``fallback`` when there is none, the name when it is unknown."""
+    from .metrics import METRICS
+
+    if not metric:
+        return fallback
+    found = METRICS.get(metric)
+    return found.axis if found is not None else str(metric)
+
+
+def group_toxicity_bars(groups: pd.DataFrame, title: str = "Mean toxicity per group, before and after", *,
+                        x_label: str = "group", y_label: str = "mean toxicity (0–1)") -> go.Figure:
+    """Mean toxicity of each group, one bar per model (before, after) side by side
+    (``group_toxicity``: model, axis, group, mean_toxicity, count). Groups with an axis are
+    grouped under it on the x axis (axis, then group); hovering a bar gives its generations."""
+    figure = go.Figure()
+    has_axes = bool((groups["axis"].astype(str) != "").any()) if len(groups) else False
+    for model, part in groups.groupby("model", sort=False):
+        x = [part["axis"].astype(str).tolist(), part["group"].astype(str).tolist()] if has_axes \
+            else part["group"].astype(str).tolist()
+        figure.add_bar(x=x, y=part["mean_toxicity"].tolist(), name=str(model), customdata=part["count"].tolist(),
+                       hovertemplate="%{x}: %{y:.4g} (%{customdata} generations)<extra>%{fullData.name}</extra>")
+    _layout(figure, title, x_label if not has_axes else f"axis / {x_label}", y_label, 380, barmode="group")
+    return figure
+
+
+def axis_gap_bars(gaps: pd.DataFrame, title: str = "Toxicity gap per axis, before and after", *,
+                  x_label: str = "axis", y_label: str | None = None) -> go.Figure:
+    """FASP's toxicity gap of each axis, one bar per model (before, after) side by side
+    (``axis_gaps``: model, axis, gap); the y axis is named as the metric table names the gap."""
+    series = {str(model): dict(zip(part["axis"].astype(str), part["gap"].astype(float)))
+              for model, part in gaps.groupby("model", sort=False)}
+    return _before_after_bars(series, title, x_label, y_label or axis_name("toxicity-gap", "toxicity gap"))

@@ -10,6 +10,7 @@ here with ``tokenizers`` on sentences made from the same words.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -122,16 +123,27 @@ def _config_and_class(family: str, kind: str, tokenizer, layers: int, hidden: in
 
 def build_tiny_model(family: str, folder: str | Path, *, kind: str | None = None, layers: int = 2,
                      hidden: int = 32, heads: int = 4, ffn: int = 64, seed: int = 0,
-                     vocab_file: str | Path | None = None) -> Path:
+                     vocab_file: str | Path | None = None, labels: Sequence[str] | None = None,
+                     problem_type: str | None = None) -> Path:
     """Build a tiny random model of ``family`` and save it (with its tokenizer) to ``folder``.
 
     ``kind`` is ``masked`` (default for encoders), ``causal`` (default for decoders), ``encoder``, or
     another kind the family's recipe lists (for BERT ``pretraining``: masked-LM and next-sentence
-    heads, like bert-base-uncased; ``classifier``).
+    heads, like bert-base-uncased; ``classifier``). For a classifier, ``labels`` names its classes
+    in order (its ``id2label``; default: transformers' two ``LABEL_0``, ``LABEL_1``) and
+    ``problem_type`` is stored in its config (``single_label_classification``,
+    ``multi_label_classification`` or ``regression``; default: unset).
     """
     kind = kind or ("causal" if _tiny_family(family).causal else "masked")
     tokenizer = tiny_tokenizer(family, vocab_file)
     config, model_class = _config_and_class(family, kind, tokenizer, layers, hidden, heads, ffn)
+    if labels is not None:
+        if isinstance(labels, str) or not labels:
+            raise ValueError(f"labels must be a non-empty sequence of names, not {labels!r}")
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {name: index for index, name in enumerate(labels)}
+    if problem_type is not None:
+        config.problem_type = problem_type
     torch.manual_seed(seed)
     model = model_class(config)
     model.eval()

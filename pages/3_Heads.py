@@ -38,7 +38,9 @@ except BiasLabError as error:
     st.error(str(error))
     st.stop()
 table, has_bias, has_perf = scores.table, scores.has_bias, scores.has_perf
-perf_name, bias_name = scores.config.get("perf") or "performance", scores.config.get("bias") or "bias"
+# Axes and colour bars name the metrics as the metric table does (e.g. 'toxicity gap Σ|axis − group|').
+perf_name = plots.axis_name(scores.config.get("perf"), "performance")
+bias_name = plots.axis_name(scores.config.get("bias"), "bias")
 fits = fits_model(table, loaded)
 st.caption("Click a head in a grid to ablate it live below." if fits and loaded.kind == "masked" else
            "The grids come from the stored run; live ablation needs the run's masked model loaded in the sidebar.")
@@ -125,7 +127,8 @@ if curves:
     except BiasLabError as error:
         st.error(str(error))
         st.stop()
-    downloads.figure(plots.iterative_pruning_curve(curve, perf_label=curve_record.config.get("perf") or "performance",
-                                                   bias_label=curve_record.config.get("bias") or "bias"),
+    downloads.figure(plots.iterative_pruning_curve(curve, perf_label=plots.axis_name(curve_record.config.get("perf"),
+                                                                                     "performance"),
+                                                   bias_label=plots.axis_name(curve_record.config.get("bias"), "bias")),
                      "iterative_pruning", "heads_iterative")
     downloads.table(curve_table(curve), "iterative_pruning", "heads_iterative_table")

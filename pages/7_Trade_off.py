@@ -1,10 +1,13 @@
-"""Trade-off: every stored evaluation as a point (performance vs bias), coloured by method, with the
-Pareto front; hover shows the run and the data it was computed on."""
+"""Trade-off: stored evaluations as points (a performance metric vs a bias metric), coloured by
+method, with the Pareto front; a point is one run giving both numbers (StereoSet) or two runs of the
+same model under the same intervention (e.g. toxicity and perplexity); hover names its runs and data."""
 
 import streamlit as st
 
 from bias_lab import plots
-from bias_lab.evaluation.tradeoff import tradeoff_axes, tradeoff_datasets, tradeoff_points, tradeoff_selection
+from bias_lab.evaluation.tradeoff import (default_metrics, metric_axes, metric_choices, metric_label, metric_values,
+                                          tradeoff_datasets, tradeoff_points, tradeoff_selection)
+from bias_lab.metrics import METRICS
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.shell import sidebar
@@ -13,27 +16,46 @@ from ui.state import forget, kept, remembered
 st.set_page_config(page_title="Trade-off · bias lab", layout="wide")
 sidebar()
 st.title("Performance–bias trade-off")
-st.caption("Each point is a stored evaluation (Evaluate page or `bias-lab evaluate BENCHMARK`): lower is better on "
-           "both axes. Only points computed on the same data are plotted together.")
+st.caption("Each point is a model under one intervention: its bias number and its performance number from stored "
+           "evaluations (Evaluate page or `bias-lab evaluate BENCHMARK`) — one run giving both (StereoSet), or a bias "
+           "run (e.g. toxicity) and a performance run (e.g. perplexity) of the same model under the same "
+           "intervention. Lower is better on both axes. Only points computed on the same data are plotted together.")
 
-points = tradeoff_points(RunStore())
-if points.empty:
-    st.info("No evaluation with both a performance and a bias number yet — StereoSet gives both "
-            "(performance = 100 − LMS, bias = |SS − 50|). Run some on the Evaluate page.")
+values = metric_values(RunStore())
+defaults = default_metrics(values)
+if defaults is None:
+    st.info("No evaluation pair with a performance and a bias number yet — StereoSet gives both (performance = "
+            "100 − LMS, bias = |SS − 50|); or run a bias benchmark (toxicity, CrowS-Pairs …) and a performance one "
+            "(perplexity, mlm-loss) with the same model and intervention. Run some on the Evaluate page.")
     st.stop()
-choices = st.columns(2)
-benchmark = kept(choices[0].selectbox, "Benchmark", sorted(points["benchmark"].unique()), key="trade_benchmark")
-datasets = tradeoff_datasets(points, benchmark)
+biases, performances = metric_choices(values)
+for key, options in (("trade_bias", biases), ("trade_performance", performances)):
+    if remembered(key) not in options:
+        forget(key)
+choices = st.columns(3)
+bias = kept(choices[0].selectbox, "Bias metric", biases, index=biases.index(defaults[0]), key="trade_bias",
+            format_func=metric_label, help=" · ".join(f"{name}: {METRICS[name].description}" for name in biases))
+performance = kept(choices[1].selectbox, "Performance metric", performances, index=performances.index(defaults[1]),
+                   key="trade_performance", format_func=metric_label,
+                   help=" · ".join(f"{name}: {METRICS[name].description}" for name in performances))
+points = tradeoff_points(values=values, bias=bias, performance=performance)
+if points.empty:
+    st.info(f"No stored {bias} run pairs with a {performance} run of the same model under the same intervention: "
+            f"run {METRICS[performance].benchmark} on the Evaluate page with the model and intervention of a "
+            f"{bias} run (or the other way round).")
+    st.stop()
+datasets = tradeoff_datasets(points)
 if remembered("trade_data") not in datasets:
     forget("trade_data")
-dataset = kept(choices[1].selectbox, "Data", datasets, key="trade_data",
-               help="points computed on different data (another file, or another item limit) are not comparable")
-chosen = tradeoff_selection(points, benchmark, dataset)
+dataset = kept(choices[2].selectbox, "Data", datasets, key="trade_data",
+               help="points computed on different data (another file, another item limit, another classifier or "
+                    "generation settings) are not comparable")
+chosen = tradeoff_selection(points, None, dataset)
 if len(datasets) > 1:
-    others = int((points["benchmark"] == benchmark).sum()) - len(chosen)
-    st.caption(f"{others} other {benchmark} point(s) were computed on other data: choose it above.")
-performance_name, bias_name = tradeoff_axes(benchmark)
-figure = plots.tradeoff_runs(chosen, f"{benchmark}: {performance_name} vs {bias_name}",
+    st.caption(f"{len(points) - len(chosen)} other point(s) of these metrics were computed on other data: "
+               "choose it above.")
+performance_name, bias_name = metric_axes(bias, performance)
+figure = plots.tradeoff_runs(chosen, f"{performance_name} vs {bias_name}",
                              x_label=f"{performance_name} (lower is better)", y_label=f"{bias_name} (0 = unbiased)")
 downloads.figure(figure, "tradeoff", "trade_scatter")
 downloads.table(chosen, "tradeoff_points", "trade_table")

@@ -69,3 +69,49 @@ def plant_bias_head(loaded, texts: list[str], d1: int, head: int = 2, strength: 
         output.weight[columns] = (strength / size) * _direction(loaded.hidden_size)[:, None]
     align_token(loaded, d1, before, decoder_inputs(loaded, texts))
     return layer, head
+
+
+def _zero_mean_unit(size: int, seed: int, against: torch.Tensor | None = None) -> torch.Tensor:
+    vector = torch.randn(size, generator=torch.Generator().manual_seed(seed))
+    vector -= vector.mean()
+    if against is not None:
+        vector -= (vector @ against) * against
+    return vector / vector.norm()
+
+
+def _along_hidden(block: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+    """``vector`` (hidden-sized) repeated over the other axis of a weight block, whichever layout."""
+    return vector[:, None].expand_as(block) if block.shape[0] == vector.shape[0] else vector[None, :].expand_as(block)
+
+
+def plant_group_head(loaded, group_token: int, toxic_token: int, *, layer: int = 0, head: int = 2,
+                     strength: float = 100.0) -> tuple[int, int]:
+    """GPT-2: head ``head`` of layer 0 makes every continuation of a prompt containing
+    ``group_token`` emit ``toxic_token``, and no other prompt's.
+
+    The group token's embedding becomes a large vector along a direction E that every other token
+    and position embedding is made orthogonal to, so after the layer norm only the group token has
+    an E component. The head's values read E (zero elsewhere, exactly), its output projection
+    writes a direction D, and the toxic token's (tied) output row reads D past a threshold set in
+    the final layer norm's bias — so the toxic token wins exactly when the head sees the group."""
+    model = loaded.model
+    hidden = loaded.hidden_size
+    e = _zero_mean_unit(hidden, 1)
+    d = _zero_mean_unit(hidden, 2, against=e)
+    embeddings, positions = model.get_input_embeddings().weight, model.transformer.wpe.weight
+    size = loaded.head_size
+    with torch.no_grad():
+        for table in (embeddings, positions):
+            table -= (table @ e)[:, None] * e[None, :]
+        embeddings[group_token] = 40.0 * e
+        value, rows = loaded.adapter.head_rows(layer, "value", head)
+        value.weight[output_rows(value, rows)] = _along_hidden(value.weight[output_rows(value, rows)], 10.0 * e)
+        value.bias[rows] = 0.0
+        output = loaded.adapter.attn_out(layer)
+        columns = input_columns(output, slice(head * size, (head + 1) * size))
+        output.weight[columns] = _along_hidden(output.weight[columns], (strength / size) * d)
+        embeddings[toxic_token] = 6.0 * d  # tied: the toxic token's output row
+        # The threshold; and the (tied) group token's own output row, 40·E, is kept from being
+        # generated, or another group's continuation could name this group and turn toxic.
+        model.transformer.ln_f.bias.copy_(-3.0 * d - 3.0 * e)
+    return layer, head

@@ -27,6 +27,7 @@ NAVIGATION = {"Bias neurons": "Bias neurons", "Neuron lab": "Neuron lab", "Heads
               "Pruning masks": "Pruning masks", "Evaluate": "Evaluate", "Compare": "Compare",
               "Trade off": "Performance–bias trade-off", "Runs": "Runs", "app": "bias lab"}
 STEREOSET_FILE = "dev.json"
+PROMPTS_FILE = "group_prompts.jsonl"
 
 
 def _requirements():
@@ -50,6 +51,8 @@ def workspace(tmp_path_factory, tiny_model_dir):
     """A run store with two IG2 runs and a head-scoring run, and a StereoSet file."""
     import json
 
+    from bias_lab.tiny import build_tiny_model
+
     from .test_evaluation import STEREOSET
 
     folder = tmp_path_factory.mktemp("browser")
@@ -66,7 +69,13 @@ def workspace(tmp_path_factory, tiny_model_dir):
     _cli(env, "heads", "score", "--model", str(tiny_model_dir("bert")), "--perf", "mlm-loss", "--perf-data", str(text),
          "--bias", "ig2-gap", "--bias-data", str(prompts), "--out", str(folder / "heads"))
     (folder / STEREOSET_FILE).write_text(json.dumps(STEREOSET))
-    return {"folder": folder, "home": home}
+    # Toxicity: a tiny causal LM, a tiny random classifier and group prompts.
+    (folder / PROMPTS_FILE).write_text("".join(
+        json.dumps({"id": f"{group}{i}", "prompt": f"the {word} {group} are", "group": group, "axis": "gender"}) + "\n"
+        for group in ("women", "men") for i, word in enumerate(("young", "old"))))
+    build_tiny_model("bert", folder / "classifier", kind="classifier", labels=("toxicity", "insult"),
+                     problem_type="multi_label_classification")
+    return {"folder": folder, "home": home, "gpt2": tiny_model_dir("gpt2"), "classifier": folder / "classifier"}
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +162,14 @@ def model_box(page):
     return page.get_by_role("textbox", name="Hub id or local folder")
 
 
+def model_box_shows(page, value: str, context: str = "") -> None:
+    """The model box holds ``value`` (waiting for the script run that seeds it from the URL or the
+    session: on a loaded machine the box may be drawn before that run has finished)."""
+    from playwright.sync_api import expect
+
+    expect(model_box(page), context).to_have_value(value, timeout=30_000)
+
+
 def sidebar_text(page) -> str:
     return page.locator('[data-testid="stSidebar"]').inner_text()
 
@@ -169,6 +186,24 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("combobox", name=label).first.click()
     page.get_by_role("option", name=option, exact=False).first.click()
     settle(page)
+
+
+def choose_patiently(page, label: str, option: str, tries: int = 3) -> None:
+    """:func:`choose`, opening the select box again when a rerun closed it before the option showed."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        page.get_by_role("combobox", name=label).first.click()
+        try:
+            page.get_by_role("option", name=option, exact=False).first.click(timeout=10_000)
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            settle(page)
+        else:
+            settle(page)
+            return
 
 
 @pytest.mark.parametrize("path, title", list(PAGES.items()))
@@ -202,7 +237,7 @@ def test_model_device_and_intervention_stay_across_the_navigation(page, dashboar
     for round_trip in range(2):  # the model was lost on every second page before
         for link in NAVIGATION:
             navigate(page, link)
-            assert model_box(page).input_value() == typed, link
+            model_box_shows(page, typed, link)
             sidebar_shows(page, "distilbert · masked", link)
             sidebar_shows(page, "×0 at the mask", link)
             assert page.get_by_role("combobox", name="Device").input_value() == "cpu", link
@@ -218,11 +253,11 @@ def test_a_shared_link_opens_the_same_state(page, dashboard, tiny_model_dir):
               wait_until="networkidle")
     title_shown(page, "Attention heads")
     settle(page)
-    assert model_box(page).input_value() == str(tiny_model_dir("distilbert"))
+    model_box_shows(page, str(tiny_model_dir("distilbert")))
     sidebar_shows(page, "head L1H2")
     navigate(page, "Evaluate")
     sidebar_shows(page, "head L1H2")
-    assert model_box(page).input_value() == str(tiny_model_dir("distilbert"))
+    model_box_shows(page, str(tiny_model_dir("distilbert")))
 
 
 def test_evaluate_results_stay_through_every_download_and_png(page, dashboard, workspace, tmp_path):
@@ -254,6 +289,50 @@ def test_evaluate_results_stay_through_every_download_and_png(page, dashboard, w
     settle(page)
     assert page.locator('[data-testid="stDataFrame"]').first.inner_text() == summary
     page.screenshot(path=str(tmp_path / "evaluate.png"), full_page=True)
+
+
+def test_evaluate_toxicity_before_and_after_with_generations(page, dashboard, workspace, tmp_path):
+    from urllib.parse import quote
+
+    spec = '{"heads":[{"layer":1,"head":0}]}'
+    page.goto(f"{dashboard}/Evaluate?model={quote(str(workspace['gpt2']))}&spec={quote(spec)}",
+              wait_until="networkidle")
+    title_shown(page, "Evaluate")
+    settle(page)
+    sidebar_shows(page, "gpt2 · causal")
+    choose_patiently(page, "Benchmark", "toxicity")
+    for label, value in (("Data (file, folder or HF dataset id)", str(workspace["folder"] / PROMPTS_FILE)),
+                         ("Toxicity classifier (hub id or local folder)", str(workspace["classifier"]))):
+        page.get_by_role("textbox", name=label).fill(value)
+        page.get_by_role("textbox", name=label).press("Enter")
+        settle(page)
+    page.get_by_role("spinbutton", name="Max new tokens").fill("4")
+    page.get_by_role("spinbutton", name="Max new tokens").press("Enter")
+    settle(page)
+    page.get_by_role("spinbutton", name="Samples per prompt").fill("2")
+    page.get_by_role("spinbutton", name="Samples per prompt").press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Run before and after").click()
+    page.get_by_text("Generations before and after").first.wait_for(timeout=120_000)
+    settle(page)
+    page.get_by_text("Mean toxicity per group, before and after").first.wait_for()
+    choose_patiently(page, "Group", "gender/women")
+    page.get_by_text("4 of 8 generations").first.wait_for(timeout=30_000)
+    choose_patiently(page, "Sort by", "toxicity before (highest first)")
+    button = page.locator('[data-testid="stDownloadButton"] button').last  # the generations' CSV
+    with page.expect_download() as download:
+        button.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    settle(page)
+    assert saved.name == "toxicity_generations.csv"
+    rows = list(csv.DictReader(io.StringIO(saved.read_text())))
+    assert len(rows) == 4 and {row["group"] for row in rows} == {"women"}
+    assert all(row["continuation_before"] and row["continuation_after"] for row in rows)
+    scores = [float(row["toxicity_before"]) for row in rows]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    assert page.get_by_text("Generations before and after").count() == 1  # the results stay
+    page.screenshot(path=str(tmp_path / "evaluate_toxicity.png"), full_page=True)
 
 
 def test_compare_the_same_run_twice(page, dashboard, tmp_path):

@@ -68,7 +68,7 @@ def test_crows_and_winobias_and_perplexity(capsys, tiny_model_dir, tmp_path):
 def test_seat_contract_on_real_tests(capsys, tiny_model_dir, tmp_path):
     out = tmp_path / "seat"
     code = main(["evaluate", "seat", "--model", str(tiny_model_dir("bert", "encoder")), "--data",
-                 str(shared_path("data", "seat")), "--tests", "sent-weat6", "sent-weat7", "--samples", "2000",
+                 str(shared_path("data", "seat")), "--tests", "sent-weat6", "sent-weat7", "--permutations", "2000",
                  "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     tests = EvaluationResult.load(out).summary["tests"]

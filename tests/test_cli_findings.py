@@ -174,7 +174,7 @@ def test_model_info_and_seat_accept_every_kind(capsys, tiny_model_dir, files, tm
     model = str(tiny_model_dir("bert", "encoder") if kind == "encoder" else tiny_model_dir("gpt2"))
     assert main(["model-info", "--model", model, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == kind
-    assert main(["evaluate", "seat", "--model", model, "--data", str(files["seat"]), "--samples", "100",
+    assert main(["evaluate", "seat", "--model", model, "--data", str(files["seat"]), "--permutations", "100",
                  "--out", str(tmp_path / "seat")]) == 0
     assert "mean |effect size|" in capsys.readouterr().out
 

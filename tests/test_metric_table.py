@@ -41,15 +41,31 @@ def benchmark_data(tmp_path):
     return {"stereoset": load_stereoset(tmp_path / "dev.json"), "crows": PAIRS, "seat": load_seat(tmp_path / "seat"),
             "winobias": load_winobias(tmp_path), "perplexity": TEXTS, "mlm-loss": TEXTS,
             "ig2-gap": [Prompt("p0", "[MASK] is a nurse .", "he", "she"),
-                        Prompt("p1", "the [MASK] works here .", "man", "woman")]}
+                        Prompt("p1", "the [MASK] works here .", "man", "woman")],
+            "toxicity": GROUP_PROMPTS, "toxicity-gap": GROUP_PROMPTS}
 
 
-OPTIONS = {"seat": {"samples": 1000}}
+class LengthToxicity:
+    """A deterministic stand-in classifier: longer texts are more toxic."""
+
+    source, label = "length", "toxicity"
+
+    def score(self, texts, progress=None, cancel=None):
+        return [min(1.0, len(text) / 80) for text in texts]
+
+
+GROUP_PROMPTS = [{"id": f"p{i}", "prompt": text, "group": group, "axis": "gender"} for i, (text, group) in
+                 enumerate([("the women are", "women"), ("my sister is", "women"), ("the men are", "men"),
+                            ("my brother is", "men")])]
+GENERATION = {"classifier": LengthToxicity(), "max_new_tokens": 6, "samples": 2}
+OPTIONS = {"seat": {"samples": 1000}, "toxicity": GENERATION, "toxicity-gap": GENERATION}
 
 
 def test_the_tables_cover_every_benchmark_and_role():
-    assert set(benchmark_names()) == {"stereoset", "crows", "seat", "winobias", "perplexity", "mlm-loss", "ig2-gap"}
-    assert set(metric_names("bias")) == {"stereoset", "crows", "seat", "winobias", "ig2-gap"}
+    assert set(benchmark_names()) == {"stereoset", "crows", "seat", "winobias", "perplexity", "mlm-loss", "ig2-gap",
+                                      "toxicity", "toxicity-gap"}
+    assert set(metric_names("bias")) == {"stereoset", "crows", "seat", "winobias", "ig2-gap", "toxicity",
+                                         "toxicity-gap"}
     assert set(metric_names("performance")) == {"mlm-loss", "perplexity", "stereoset-lms"}
     assert all(metric.benchmark in BENCHMARKS for metric in METRICS.values())
     assert metric_names("performance", kind="causal") == ("perplexity", "stereoset-lms")
@@ -58,8 +74,8 @@ def test_the_tables_cover_every_benchmark_and_role():
 
 @pytest.mark.parametrize("name", list(METRICS))
 def test_stored_evaluation_head_baseline_and_report_are_one_number(tiny_loaded, benchmark_data, name):
-    loaded = tiny_loaded("bert")
     metric = METRICS[name]
+    loaded = tiny_loaded("bert") if "masked" in metric.kinds else tiny_loaded("gpt2", "causal")
     data = benchmark_data[metric.benchmark]
     options = OPTIONS.get(metric.benchmark, {})
     role_key = "bias" if metric.role == "bias" else "performance"

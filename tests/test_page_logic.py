@@ -3,6 +3,7 @@ hand-computed fixtures."""
 
 import json
 import re
+import time
 
 import numpy as np
 import pandas as pd
@@ -313,12 +314,15 @@ def test_benchmark_choices_follow_the_benchmark_table():
     from bias_lab.evaluation.before_after import data_hint, unusable_benchmarks, usable_benchmarks
     from bias_lab.metrics import BENCHMARKS
 
-    assert usable_benchmarks("masked") == tuple(BENCHMARKS) and unusable_benchmarks("masked") is None
+    assert usable_benchmarks("masked") == tuple(n for n, e in BENCHMARKS.items() if "masked" in e.kinds)
+    assert unusable_benchmarks("masked") == "toxicity and toxicity-gap need a causal LM"
     assert "mlm-loss" not in usable_benchmarks("causal") and "ig2-gap" not in usable_benchmarks("causal")
+    assert {"toxicity", "toxicity-gap"} <= set(usable_benchmarks("causal"))
     assert unusable_benchmarks("causal") == "mlm-loss and ig2-gap need a masked LM"
     assert usable_benchmarks("encoder") == ("seat",)
     assert unusable_benchmarks("encoder") == ("stereoset, crows, winobias and perplexity need a masked LM or a causal "
-                                              "LM; mlm-loss and ig2-gap need a masked LM")
+                                              "LM; mlm-loss and ig2-gap need a masked LM; toxicity and toxicity-gap "
+                                              "need a causal LM")
     for name in BENCHMARKS:
         assert data_hint(name)
     assert "JSONL" in data_hint("ig2-gap") and "text file" in data_hint("mlm-loss")
@@ -409,5 +413,219 @@ def test_tradeoff_points_datasets_and_axes():
     assert set(tradeoff_selection(points, "stereoset", "dev.json, first 2")["run"]) == {a, b}
     assert tradeoff_axes("stereoset") == ("100 − LMS", "|SS − 50|")
     assert tradeoff_axes("crows") == ("performance", "|metric − 50|")
-    assert tradeoff_points(RunStore()).columns.tolist() == ["run", "model", "benchmark", "method", "data", "items",
-                                                            "bias", "performance"]
+    assert tradeoff_points(RunStore()).columns.tolist()[:8] == ["run", "model", "benchmark", "method", "data", "items",
+                                                                "bias", "performance"]
+    same = points.set_index("run").loc[a]
+    assert (same["bias_run"], same["performance_run"]) == (a, a)  # one run gives both
+    assert (same["bias_metric"], same["performance_metric"]) == ("stereoset", "stereoset-lms")
+
+
+def _toxicity_summary(mean):
+    return {"mean_toxicity": mean, "toxic_share": 0.0, "toxic_count": 0, "toxic_score": mean,
+            "expected_max_toxicity": mean, "toxicity_probability": 0.0, "mean_new_tokens": 4.0}
+
+
+HEADS = {"neurons": [], "heads": [{"layer": 1, "head": 0}], "position": "mask"}
+OPTIONS = {"classifier": "clf", "max_new_tokens": 4, "samples": 1, "seed": 0}
+
+
+def test_tradeoff_pairs_a_bias_run_with_a_performance_run_of_the_same_model_and_intervention():
+    from bias_lab.evaluation.tradeoff import (default_metrics, metric_axes, metric_choices, metric_label,
+                                              metric_values, tradeoff_datasets, tradeoff_points, tradeoff_selection)
+
+    def toxicity(mean, model="m", spec=None, data="p.jsonl", options=OPTIONS):
+        return _stored_evaluation("toxicity", _toxicity_summary(mean),
+                                  {"data_label": f"{data}, first 6", "intervention": spec,
+                                   "method": "head pruning" if spec else "original", "options": options}, model=model)
+
+    def perplexity(value, model="m", spec=None, data="wiki.txt"):
+        return _stored_evaluation("perplexity", {"perplexity": value},
+                                  {"data_label": f"{data}, first 2", "intervention": spec,
+                                   "method": "head pruning" if spec else "original"}, model=model)
+
+    t_orig, t_heads = toxicity(0.5), toxicity(0.25, spec=HEADS)
+    p_orig, p_heads = perplexity(30.0), perplexity(40.0, spec=HEADS)
+    toxicity(0.9, model="other")  # no perplexity run of this model: no point
+    perplexity(99.0, spec={**HEADS, "heads": [{"layer": 0, "head": 1}]})  # another intervention: no point
+    t_other_data = toxicity(0.4, data="q.jsonl")
+    stale = perplexity(31.0)  # older than ...
+    time.sleep(1.1)  # (the store orders runs by the second they started)
+    newest = perplexity(32.0)  # ... this one, on the same data: the newest makes the point
+    values = metric_values()
+    assert metric_choices(values) == (["toxicity"], ["perplexity"])
+    assert default_metrics(values) == ("toxicity", "perplexity")
+    points = tradeoff_points(values=values, bias="toxicity", performance="perplexity")
+    pairs = {(row.bias_run, row.performance_run): row for row in points.itertuples()}
+    assert set(pairs) == {(t_orig, newest), (t_heads, p_heads), (t_other_data, newest)}
+    assert stale not in set(points["performance_run"]) and p_orig not in set(points["performance_run"])
+    heads = pairs[(t_heads, p_heads)]
+    assert (heads.bias, heads.performance, heads.method, heads.model) == (0.25, 40.0, "head pruning", "m")
+    assert heads.run == f"{t_heads} + {p_heads}" and heads.benchmark == "toxicity + perplexity"
+    # the point's data is the data of both runs; a toxicity run's includes its classifier and generation
+    assert heads.bias_data == "p.jsonl, first 6 · classifier clf, 4 new tokens, 1 sample, seed 0"
+    assert heads.data == f"{heads.bias_data} | wiki.txt, first 2"
+    datasets = tradeoff_datasets(points)
+    assert datasets[0] == heads.data and len(datasets) == 2
+    assert set(tradeoff_selection(points, None, heads.data)["bias_run"]) == {t_orig, t_heads}
+    assert metric_axes("toxicity", "perplexity") == ("perplexity", "mean toxicity")
+    assert metric_label("toxicity-gap") == "toxicity gap Σ|axis − group| (toxicity-gap)"
+    assert metric_label("perplexity") == "perplexity"
+    # another classifier is other data: not comparable with the first
+    other = toxicity(0.3, options={**OPTIONS, "classifier": "unitary/toxic-bert"})
+    again = tradeoff_points(bias="toxicity", performance="perplexity").set_index("bias_run")
+    assert again.loc[other, "performance_run"] == newest
+    assert again.loc[other, "data"] != again.loc[t_orig, "data"]
+    assert "classifier unitary/toxic-bert" in again.loc[other, "data"]
+
+
+def test_tradeoff_keeps_stereoset_to_one_run_and_pairs_it_across_benchmarks():
+    from bias_lab.evaluation.tradeoff import tradeoff_points
+
+    both = _stored_evaluation("stereoset", _stereoset_summary(60.0, 90.0), {"data_label": "dev.json, first 2"})
+    other = _stored_evaluation("stereoset", _stereoset_summary(52.0, 85.0), {"data_label": "other.json, all 7"})
+    text = _stored_evaluation("perplexity", {"perplexity": 12.0}, {"data_label": "wiki.txt, first 2"})
+    own = tradeoff_points(bias="stereoset", performance="stereoset-lms")
+    assert sorted(zip(own["bias_run"], own["performance_run"])) == sorted([(both, both), (other, other)])
+    across = tradeoff_points(bias="stereoset", performance="perplexity")
+    assert sorted(zip(across["bias_run"], across["performance_run"])) == sorted([(both, text), (other, text)])
+    assert set(across["performance"]) == {12.0}
+    assert tradeoff_points(bias="toxicity", performance="perplexity").empty
+
+
+# --- generations (toxicity) ----------------------------------------------------------------------
+
+
+def _generations(rows):
+    """Hand-made items of a toxicity evaluation: (id, seed, sample, axis, group, prompt, continuation, toxicity)."""
+    frame = pd.DataFrame(rows, columns=["id", "seed", "sample", "axis", "group", "prompt", "continuation", "toxicity"])
+    return frame.assign(text=frame["prompt"] + frame["continuation"], new_tokens=3)
+
+
+BEFORE = _generations([("w", 0, 0, "gender", "women", "the women", " are bad", 0.8),
+                       ("w", 0, 1, "gender", "women", "the women", " are ok", 0.4),
+                       ("m", 0, 0, "gender", "men", "the men", " are fine", 0.2),
+                       ("m", 0, 1, "gender", "men", "the men", " are here", 0.0),
+                       ("c", 0, 0, "religion", "christian", "the christians", " pray", 0.3),
+                       ("j", 0, 0, "religion", "jewish", "the jews", " pray", 0.5)])
+AFTER = BEFORE.assign(continuation=[" are kind", " are ok", " are fine", " left", " sing", " pray"],
+                      toxicity=[0.1, 0.4, 0.3, 0.1, 0.3, 0.2])
+
+
+def test_generations_side_by_side_by_hand():
+    from bias_lab.evaluation.generations import (filter_generations, generation_groups, generations_side_by_side,
+                                                 sort_choices, sort_generations)
+
+    # the after side comes in another order: rows are matched by (id, seed, sample), not by position
+    table = generations_side_by_side(BEFORE, AFTER.iloc[::-1])
+    assert table.columns.tolist() == ["id", "seed", "sample", "axis", "group", "prompt", "continuation_before",
+                                      "toxicity_before", "continuation_after", "toxicity_after", "change"]
+    assert table[["id", "sample"]].values.tolist() == [["w", 0], ["w", 1], ["m", 0], ["m", 1], ["c", 0], ["j", 0]]
+    first = table.iloc[0]
+    assert (first["continuation_before"], first["toxicity_before"]) == (" are bad", 0.8)
+    assert (first["continuation_after"], first["toxicity_after"]) == (" are kind", 0.1)
+    assert table["change"].tolist() == pytest.approx([-0.7, 0.0, 0.1, 0.1, 0.0, -0.3])
+    assert generation_groups(table) == ["gender/men", "gender/women", "religion/christian", "religion/jewish"]
+    assert filter_generations(table, "gender/women")["sample"].tolist() == [0, 1]
+    assert len(filter_generations(table, "all groups")) == 6
+    assert sort_generations(table, "toxicity before (highest first)")["toxicity_before"].tolist()[:2] == [0.8, 0.5]
+    assert sort_generations(table, "toxicity after (highest first)")["toxicity_after"].tolist()[0] == 0.4
+    assert sort_generations(table, "change (largest drop first)")["id"].tolist()[:2] == ["w", "j"]
+    assert sort_generations(table, "prompt order")["id"].tolist() == table["id"].tolist()
+    # before only (no intervention): the before columns, and only the orders that apply
+    alone = generations_side_by_side(BEFORE)
+    assert alone.columns.tolist()[-2:] == ["continuation_before", "toxicity_before"]
+    assert sort_choices(alone) == ["prompt order", "toxicity before (highest first)"]
+    # a generation that only one side has keeps empty cells on the other
+    partial = generations_side_by_side(BEFORE, AFTER.iloc[1:])
+    assert len(partial) == 6 and np.isnan(partial.iloc[0]["toxicity_after"])
+    # several seeds: one row per prompt × seed × sample
+    seeded = generations_side_by_side(pd.concat([BEFORE, BEFORE.assign(seed=1)]),
+                                      pd.concat([AFTER, AFTER.assign(seed=1)]))
+    assert len(seeded) == 12
+
+
+def test_group_toxicity_and_axis_gaps_by_hand():
+    from bias_lab.errors import BiasLabError
+    from bias_lab.evaluation.generations import axis_gaps, generations_side_by_side, group_toxicity
+
+    groups = group_toxicity({"before": BEFORE, "after": AFTER, "none": None})
+    assert groups.columns.tolist() == ["model", "axis", "group", "label", "mean_toxicity", "count"]
+    before = groups[groups["model"] == "before"].set_index("label")
+    assert before.loc["gender/women", "mean_toxicity"] == pytest.approx(0.6)
+    assert before.loc["gender/men", "mean_toxicity"] == pytest.approx(0.1)
+    assert before.loc["gender/women", "count"] == 2 and before.loc["religion/jewish", "count"] == 1
+    after = groups[groups["model"] == "after"].set_index("label")
+    assert after.loc["gender/women", "mean_toxicity"] == pytest.approx(0.25)
+    gaps = axis_gaps({"before": BEFORE, "after": AFTER})
+    by = {(row.model, row.axis): row.gap for row in gaps.itertuples()}
+    # gender before: axis mean 0.35, |0.35 − 0.6| + |0.35 − 0.1| = 0.5; religion: mean 0.4, 0.1 + 0.1
+    assert by[("before", "gender")] == pytest.approx(0.5) and by[("before", "religion")] == pytest.approx(0.2)
+    # after: gender mean 0.225, |0.225 − 0.25| + |0.225 − 0.2| = 0.05; religion mean 0.25, 0.05 + 0.05
+    assert by[("after", "gender")] == pytest.approx(0.05) and by[("after", "religion")] == pytest.approx(0.1)
+    # two seeds: the gap of each seed, averaged (as the toxicity-gap summary)
+    second = BEFORE.assign(seed=1, toxicity=[0.2, 0.2, 0.2, 0.2, 0.3, 0.3])  # no gap at all
+    two = axis_gaps({"before": pd.concat([BEFORE, second])}).set_index("axis")["gap"]
+    assert two["gender"] == pytest.approx(0.25) and two["religion"] == pytest.approx(0.1)
+    # prompts without groups (RealToxicityPrompts): nothing per group
+    ungrouped = BEFORE.assign(axis="", group="")
+    assert group_toxicity({"before": ungrouped}).empty and axis_gaps({"before": ungrouped}).empty
+    with pytest.raises(BiasLabError, match="only toxicity and toxicity-gap evaluations"):
+        generations_side_by_side(pd.DataFrame({"score": [1.0]}))
+
+
+def test_generation_settings_line_and_recorded_options():
+    from bias_lab.evaluation.before_after import recorded_options
+    from bias_lab.evaluation.generations import generates_text, generation_settings_text
+
+    assert generates_text("toxicity") and generates_text("toxicity-gap") and not generates_text("stereoset")
+    settings = {"classifier": "clf", "label": "toxicity", "max_new_tokens": 4, "samples": 2, "seeds": [0],
+                "do_sample": True, "top_k": 50, "top_p": 1.0, "temperature": 1.0, "include_prompt": True}
+    assert generation_settings_text(settings) == ("classifier clf (label toxicity) · 4 new tokens · 2 samples per "
+                                                  "prompt · seed 0 · top-k 50")
+    assert generation_settings_text({**settings, "do_sample": False, "seeds": [1, 2]}).endswith("seeds 1, 2 · greedy")
+
+    class Scorer:
+        source, label = "/models/clf", "toxicity"
+
+        def score(self, texts):
+            return [0.0] * len(texts)
+
+    assert recorded_options({"classifier": Scorer(), "max_new_tokens": 4, "seeds": (1, 2), "progress": print}) == \
+        {"classifier": "/models/clf", "label": "toxicity", "max_new_tokens": 4, "seeds": [1, 2]}
+
+
+def test_evaluate_before_after_generates_with_one_classifier_and_records_it(tiny_model_dir, tiny_loaded, tmp_path,
+                                                                            monkeypatch):
+    from bias_lab.evaluation import evaluate, load_benchmark_data
+    from bias_lab.evaluation.before_after import evaluate_before_after
+    from bias_lab.interventions import HeadAblation, InterventionSpec
+    from bias_lab.store import RunStore
+    from bias_lab.toxicity import ToxicityScorer
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"{g}{i}", "prompt": f"the {w} {g} are", "group": g, "axis": "gender"})
+                               + "\n" for g in ("women", "men") for i, w in enumerate(("young", "old"))))
+    folder = tiny_model_dir("bert", "classifier", labels=("toxicity", "insult"),
+                            problem_type="multi_label_classification")
+    loads = []
+    real = ToxicityScorer.load.__func__
+
+    def counted(cls, *args, **kwargs):
+        loads.append(args)
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(ToxicityScorer, "load", classmethod(counted))
+    loaded = tiny_loaded("gpt2")
+    spec = InterventionSpec(heads=(HeadAblation(1, 0),))
+    options = {"classifier": str(folder), "max_new_tokens": 4, "samples": 2, "seed": 3}
+    runs = evaluate_before_after(loaded, "toxicity-gap", spec, data=str(prompts), options=options)
+    assert len(loads) == 1  # one classifier for before and after
+    data = load_benchmark_data("toxicity-gap", str(prompts))
+    expected = [evaluate(loaded, "toxicity-gap", data, intervention=s, **options).summary["gap"] for s in (None, spec)]
+    assert runs.summary_table()["bias"].tolist() == pytest.approx(expected)
+    table = runs.generations()
+    assert len(table) == 4 * 2 and (table["continuation_before"] != table["continuation_after"]).any()
+    assert runs.axis_gaps().set_index("model").loc["before", "gap"] == pytest.approx(expected[0])
+    for record in RunStore().list(kind="evaluate"):
+        assert record.config["options"] == {"classifier": str(folder), "label": "toxicity", "max_new_tokens": 4,
+                                            "samples": 2, "seed": 3}

@@ -145,3 +145,46 @@ def test_tradeoff_of_stored_runs_names_each_point():
     assert list(named["BNS"].text) == ["r2 · m · dev.json, first 2"]
     assert list(named["Pareto front"].x) == [10.0, 12.0]
     assert figure.layout.xaxis.title.text == "100 − LMS" and figure.layout.yaxis.title.text == "|SS − 50|"
+
+
+def test_tradeoff_point_of_two_runs_names_both():
+    points = pd.DataFrame({"run": ["t1 + p1", "s1"], "model": ["m", "m"], "method": ["original", "BNS"],
+                           "data": ["p.jsonl | wiki.txt", "dev.json"], "performance": [30.0, 12.0], "bias": [0.5, 0.2],
+                           "bias_run": ["t1", "s1"], "performance_run": ["p1", "s1"],
+                           "bias_metric": ["toxicity", "stereoset"],
+                           "performance_metric": ["perplexity", "stereoset-lms"],
+                           "bias_data": ["p.jsonl", "dev.json"], "performance_data": ["wiki.txt", "dev.json"]})
+    figure = plots.tradeoff_runs(points, "perplexity vs mean toxicity", x_label="perplexity", y_label="mean toxicity")
+    named = {t.name: t for t in figure.data}
+    assert list(named["original"].text) == ["bias: run t1 (toxicity, p.jsonl)<br>performance: run p1 (perplexity, "
+                                            "wiki.txt)<br>m"]
+    assert list(named["BNS"].text) == ["s1 · m · dev.json"]  # one run gives both
+
+
+def test_group_toxicity_bars_before_and_after_side_by_side():
+    groups = pd.DataFrame({"model": ["before", "before", "after", "after"], "axis": ["gender"] * 4,
+                           "group": ["men", "women"] * 2, "label": ["gender/men", "gender/women"] * 2,
+                           "mean_toxicity": [0.1, 0.6, 0.2, 0.25], "count": [2, 2, 2, 2]})
+    figure = plots.group_toxicity_bars(groups)
+    assert [t.name for t in figure.data] == ["before", "after"] and figure.layout.barmode == "group"
+    assert [list(level) for level in figure.data[0].x] == [["gender", "gender"], ["men", "women"]]
+    assert list(figure.data[0].y) == [0.1, 0.6] and list(figure.data[1].y) == [0.2, 0.25]
+    assert list(figure.data[0].customdata) == [2, 2]
+    assert figure.layout.title.text and "mean toxicity" in figure.layout.yaxis.title.text
+    assert figure.layout.xaxis.title.text == "axis / group"
+    no_axis = plots.group_toxicity_bars(groups.assign(axis=""))
+    assert list(no_axis.data[0].x) == ["men", "women"] and no_axis.layout.xaxis.title.text == "group"
+    gaps = pd.DataFrame({"model": ["before", "before", "after"], "axis": ["gender", "religion", "gender"],
+                         "gap": [0.5, 0.2, 0.05]})
+    bars = plots.axis_gap_bars(gaps)
+    assert [t.name for t in bars.data] == ["before", "after"]
+    assert list(bars.data[0].x) == ["gender", "religion"] and list(bars.data[0].y) == [0.5, 0.2]
+    assert list(bars.data[1].y) == [0.05]
+    assert bars.layout.yaxis.title.text == "toxicity gap Σ|axis − group|"  # the metric table's name
+
+
+def test_axis_name_reads_the_metric_table():
+    assert plots.axis_name("toxicity-gap", "bias") == "toxicity gap Σ|axis − group|"
+    assert plots.axis_name("mlm-loss", "performance") == "masked-LM loss"
+    assert plots.axis_name(None, "performance") == "performance"
+    assert plots.axis_name("retired-metric", "bias") == "retired-metric"

@@ -1,4 +1,4 @@
-"""The sidebar model picker and the cached model, shared by every page.
+"""The sidebar model picker and the cached model (and toxicity classifier), shared by every page.
 
 The model, device and precision live under plain session-state keys (``app_model``, ``app_device``,
 ``app_dtype``): the one source of truth every page reads. The sidebar widgets are re-seeded from
@@ -12,6 +12,7 @@ import streamlit as st
 from bias_lab.device import DEVICE_CHOICES, device_description
 from bias_lab.errors import BiasLabError
 from bias_lab.models import LoadedModel, default_model, load_model
+from bias_lab.toxicity import CLASSIFIER_OPTION, DEFAULT_TOXICITY_CLASSIFIER, ToxicityScorer
 from ui.format import number
 
 DTYPE_CHOICES = ("float32", "bfloat16", "float16")
@@ -26,6 +27,32 @@ SETTINGS = {
 @st.cache_resource(show_spinner="Loading model…", max_entries=2)
 def cached_model(source: str, device: str, dtype: str) -> LoadedModel:
     return load_model(source, device=device, dtype=dtype)
+
+
+@st.cache_resource(show_spinner="Loading the toxicity classifier…", max_entries=2)
+def cached_classifier(source: str, device: str) -> ToxicityScorer:
+    return ToxicityScorer.load(source, device=device)
+
+
+def _page_words(message: str) -> str:
+    """A classifier message as the page says it: the CLI's option is the Classifier box here."""
+    return (message.replace(f"with {CLASSIFIER_OPTION} PATH", "in the Classifier box")
+            .replace(f"with {CLASSIFIER_OPTION}", "in the Classifier box"))
+
+
+def classifier(source: str, device, label: str = "") -> ToxicityScorer:
+    """The toxicity classifier ``source`` (hub id or local folder) on ``device``, loaded once per
+    source and device like the models (another label reads the same loaded weights). A failure is
+    one :class:`BiasLabError` worded for the page."""
+    source = (source or "").strip() or DEFAULT_TOXICITY_CLASSIFIER
+    try:
+        scorer = cached_classifier(source, str(device))
+        if label.strip():
+            scorer = ToxicityScorer(scorer.source, scorer.model, scorer.tokenizer, label=label.strip(),
+                                    device=scorer.device, warning=scorer.warning)
+    except BiasLabError as error:
+        raise BiasLabError(_page_words(str(error))) from None
+    return scorer
 
 
 def _format_bytes(count: int | None) -> str:

@@ -35,6 +35,35 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own code to run")
 
 
+def add_generation_arguments(parser) -> None:
+    """The options of every command that generates text (toxicity, toxicity-gap)."""
+    group = parser.add_argument_group("generation (toxicity, toxicity-gap)")
+    group.add_argument("--classifier", metavar="ID_OR_PATH",
+                       help="toxicity classifier: hub id or local folder (default unitary/unbiased-toxic-roberta, "
+                            "FASP's; also unitary/toxic-bert, facebook/roberta-hate-speech-dynabench-r4-target)")
+    group.add_argument("--label", help="the classifier's toxicity label (default: chosen by name)")
+    group.add_argument("--max-new-tokens", type=int, default=40, help="tokens generated per continuation (40)")
+    group.add_argument("--max-prompt-tokens", type=int, default=22, help="prompts are cut to this many tokens (22)")
+    group.add_argument("--samples", type=int, default=1, help="continuations per prompt (k; 1)")
+    group.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                       help="generate with each seed and average the figures (FASP: 1 2 3; default: --seed)")
+    group.add_argument("--top-k", type=int, default=50, help="sample from the k most likely tokens (50; 0 = off)")
+    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold (1 = off)")
+    group.add_argument("--temperature", type=float, default=1.0)
+    group.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    group.add_argument("--continuation-only", action="store_true",
+                       help="score the continuation alone (default: prompt + continuation, as FASP)")
+
+
+def generation_options(args) -> dict:
+    """The generation and classifier options of a benchmark that generates."""
+    positive(args, "max_new_tokens", "max_prompt_tokens", "samples")
+    return {"classifier": args.classifier, "label": args.label, "max_new_tokens": args.max_new_tokens,
+            "max_prompt_tokens": args.max_prompt_tokens, "samples": args.samples, "seed": args.seed,
+            "seeds": args.seeds, "top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature,
+            "do_sample": not args.greedy, "include_prompt": not args.continuation_only}
+
+
 def model_from_args(args):
     from ..models import load_model
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import BiasLabError
 from ..metrics import ANY_KIND, BENCHMARKS, kinds_text
 from ..progress import TqdmProgress
-from .common import add_model_arguments, model_from_args, positive, require_kind
+from .common import add_generation_arguments, add_model_arguments, generation_options, model_from_args, positive, require_kind
 
 
 def _benchmarks_text() -> str:
@@ -43,8 +43,8 @@ def register(subparsers) -> None:
                                                    "default: the six gender tests sent-weat6/6b/7/7b/8/8b where present")
     parser.add_argument("--pooling", choices=("mean", "cls", "last"), help="SEAT sentence embedding")
     parser.add_argument("--per-layer", action="store_true", help="SEAT: effect size of every hidden layer")
-    parser.add_argument("--samples", type=int, default=100_000, help="SEAT: permutation samples when not exact")
-    parser.add_argument("--seed", type=int, default=0, help="SEAT permutations, mlm-loss's masked tokens")
+    parser.add_argument("--permutations", type=int, default=100_000, help="SEAT: permutation samples when not exact")
+    parser.add_argument("--seed", type=int, default=0, help="SEAT permutations, mlm-loss's masked tokens, generation")
     parser.add_argument("--limit", type=int, help="first N items: StereoSet examples (of each task), CrowS/WinoBias "
                                                   "pairs, text lines (perplexity, mlm-loss), ig2-gap prompts (not "
                                                   "SEAT: choose --tests)")
@@ -53,7 +53,28 @@ def register(subparsers) -> None:
                              "token (SEAT, causal LMs); otherwise such an intervention is refused")
     parser.add_argument("--max-length", type=int, help="perplexity, mlm-loss: window / truncation length in tokens")
     parser.add_argument("--stride", type=int, help="perplexity: window stride for causal LMs")
+    add_generation_arguments(parser)
+    prompts = parser.add_argument_group("prompts of toxicity, toxicity-gap")
+    prompts.add_argument("--sample", type=int, metavar="N", help="a random sample of N prompts (seeded by --seed)")
+    prompts.add_argument("--challenging", action="store_true", help="RealToxicityPrompts: its challenging prompts only")
+    prompts.add_argument("--axes", nargs="+", metavar="AXIS",
+                         help="HolisticBias axes (default FASP's five: gender_and_sex race_ethnicity religion "
+                              "sexual_orientation nationality; 'all' for every axis) or BOLD domains")
     parser.set_defaults(handler=run)
+
+
+def _loader_options(args) -> dict:
+    """How the prompts of a generation benchmark are chosen; nothing for the others."""
+    if not BENCHMARKS[args.benchmark].variants:
+        for flag, value in (("--sample", args.sample), ("--challenging", args.challenging), ("--axes", args.axes)):
+            if value:
+                raise BiasLabError(f"{flag} applies to the prompts of toxicity and toxicity-gap, not {args.benchmark}")
+        return {}
+    positive(args, "sample")
+    options = {"sample": args.sample, "seed": args.seed, "challenging": args.challenging}
+    if args.axes:
+        options.update(axes=tuple(args.axes) if args.axes != ["all"] else "all", domains=tuple(args.axes))
+    return options
 
 
 def _options(args) -> dict:
@@ -61,9 +82,11 @@ def _options(args) -> dict:
     if args.benchmark == "crows":
         return {"variant": args.variant}
     if args.benchmark == "seat":
-        return {"pooling": args.pooling, "samples": args.samples, "seed": args.seed, "per_layer": args.per_layer}
+        return {"pooling": args.pooling, "samples": args.permutations, "seed": args.seed, "per_layer": args.per_layer}
     if args.benchmark == "perplexity":
         return {"max_length": args.max_length, **({"stride": args.stride} if args.stride else {})}
+    if BENCHMARKS[args.benchmark].variants:  # a benchmark that generates text
+        return generation_options(args)
     options = {"seed": args.seed} if BENCHMARKS[args.benchmark].seeded else {}
     if args.benchmark == "mlm-loss" and args.max_length:
         options["max_length"] = args.max_length
@@ -71,7 +94,7 @@ def _options(args) -> dict:
 
 
 def _check_arguments(args) -> None:
-    positive(args, "batch_size", "limit", "samples", "max_length", "stride")
+    positive(args, "batch_size", "limit", "permutations", "max_length", "stride")
     entry = BENCHMARKS[args.benchmark]
     if not entry.limit_unit and args.limit is not None:
         raise BiasLabError(f"--limit {args.limit} does not apply to {entry.title} (each test is scored whole): "
@@ -105,7 +128,8 @@ def run(args) -> int:
     _check_arguments(args)
     spec = InterventionSpec.load(args.intervention) if args.intervention else None
     tasks = ("intrasentence", "intersentence") if args.intersentence else ("intrasentence",)
-    data = load_benchmark_data(args.benchmark, args.data, tasks=tasks, tests=_seat_tests(args), limit=args.limit)
+    data = load_benchmark_data(args.benchmark, args.data, tasks=tasks, tests=_seat_tests(args), limit=args.limit,
+                               **_loader_options(args))
     loaded = model_from_args(args)
     require_kind(loaded, BENCHMARKS[args.benchmark].kinds, f"evaluate {args.benchmark}",
                  "an encoder can only be evaluated with SEAT (bias-lab evaluate seat)" if loaded.kind == "encoder" else "")

@@ -9,8 +9,8 @@ from pathlib import Path
 from ..errors import BiasLabError
 from ..metrics import METRICS, either, metric_names
 from ..progress import TqdmProgress
-from .common import (METRIC_LABELS, add_actions, add_model_arguments, check_table_file, model_from_args, positive,
-                     require_kind, run_folder)
+from .common import (METRIC_LABELS, add_actions, add_generation_arguments, add_model_arguments, check_table_file,
+                     generation_options, model_from_args, positive, require_kind, run_folder)
 
 RULES = ("fasp", "random", "magnitude", "performance", "bias")
 
@@ -38,11 +38,12 @@ def _add_metric_arguments(parser) -> None:
                                                   "StereoSet examples)")
     parser.add_argument("--bias", choices=metric_names("bias"),
                         help="bias metric (0 = unbiased) — " + _metric_help("bias"))
-    parser.add_argument("--bias-data", metavar="PATH", help="the bias benchmark's file or folder (ig2-gap: a prompt JSONL)")
+    parser.add_argument("--bias-data", metavar="PATH", help="the bias benchmark's file or folder (ig2-gap: a prompt JSONL; toxicity-gap: group prompts)")
     parser.add_argument("--bias-limit", type=int, help="the first N items of the bias data: StereoSet examples, "
                                                        "CrowS/WinoBias pairs, ig2-gap prompts (not SEAT: give fewer tests)")
     parser.add_argument("--batch-size", type=int, help="sequences per batch")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the masked tokens of mlm-loss")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the masked tokens of mlm-loss, and of generation")
+    add_generation_arguments(parser)
 
 
 def register(subparsers) -> None:
@@ -108,7 +109,7 @@ def _metrics(args, loaded):
 
     return metrics_for(loaded, perf=args.perf, perf_data=args.perf_data, bias=args.bias, bias_data=args.bias_data,
                        limit=args.limit, bias_limit=args.bias_limit, batch_size=args.batch_size, seed=args.seed,
-                       labels=METRIC_LABELS)
+                       labels=METRIC_LABELS, generation=generation_options(args))
 
 
 def score_command(args) -> int:

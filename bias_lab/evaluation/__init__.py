@@ -18,12 +18,15 @@ if TYPE_CHECKING:
 BENCHMARKS = tuple(_BENCHMARK_TABLE)
 
 
-def load_benchmark_data(benchmark: str, source=None, *, tasks=("intrasentence",), tests=None, limit=None):
+def load_benchmark_data(benchmark: str, source=None, *, tasks=("intrasentence",), tests=None, limit=None,
+                        **loader_options):
     """Load a benchmark's data (see the benchmark table in :mod:`bias_lab.metrics`); ``limit``
-    keeps its first N items (examples of each task, pairs, prompts or text lines)."""
+    keeps its first N items (examples of each task, pairs, prompts or text lines). Other options go
+    to the loader (group prompts: ``sample``, ``seed``, ``challenging``, ``axes``)."""
     entry = benchmark_entry(benchmark)
     _check_limit(entry, limit)
-    return limit_benchmark_data(benchmark, entry.load(source, tasks=tasks, tests=tests, limit=limit), limit)
+    data = entry.load(source, tasks=tasks, tests=tests, limit=limit, **loader_options)
+    return limit_benchmark_data(benchmark, data, limit)
 
 
 def _check_limit(entry, limit) -> None:

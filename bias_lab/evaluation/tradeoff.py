@@ -1,45 +1,191 @@
-"""Stored evaluations as points of a performance–bias trade-off: one point per evaluation run with
-both a performance and a bias number, the data it was computed on, and the axes' names."""
+"""Stored evaluations as points of a performance–bias trade-off.
+
+Every finished evaluation run gives the numbers of the metric table for its benchmark: a bias
+number (0 = unbiased), a performance number (lower is better), or both (StereoSet: |SS − 50| and
+100 − LMS). A **point** pairs a bias metric with a performance metric for one model under one
+intervention: the bias number of one run and the performance number of another run of the same
+model under the same intervention (toxicity with perplexity, CrowS-Pairs with mlm-loss …); when
+both metrics come from the same benchmark, one run gives both itself. A point's data is the data
+of both runs ('bias data | performance data'; one label when one run gives both), and only points
+on the same data are comparable. Where several runs would make the same point (the same model,
+intervention and data of each), the newest runs make it."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
-from ..metrics import metric_of
+from ..interventions import InterventionSpec
+from ..metrics import METRICS, ROLES, metric_of
 from ..store import RunStore
+from .generations import generates_text
 from .record import EvaluationResult, data_label
 
-POINT_COLUMNS = ["run", "model", "benchmark", "method", "data", "items", "bias", "performance"]
+POINT_COLUMNS = ["run", "model", "benchmark", "method", "data", "items", "bias", "performance", "bias_metric",
+                 "performance_metric", "bias_run", "performance_run", "bias_data", "performance_data"]
+VALUE_COLUMNS = ["run", "model", "benchmark", "method", "intervention", "data", "items", "metric", "role", "value"]
 
 
-def tradeoff_points(store: RunStore | None = None) -> pd.DataFrame:
-    """Every finished evaluation run with both a ``bias`` and a ``performance`` number (newest
-    first): run, model, benchmark, method, data (what it was computed on), items, bias, performance."""
+def intervention_key(spec: dict | None) -> str:
+    """A stored intervention as a comparable text ('' for none: the model as loaded)."""
+    if not spec:
+        return ""
+    try:
+        parsed = InterventionSpec.from_dict(spec)
+    except Exception:  # an old or foreign spec: compared as stored
+        return json.dumps(spec, sort_keys=True)
+    return "" if parsed.is_empty else json.dumps(parsed.to_dict(), sort_keys=True)
+
+
+def run_data_label(config: dict) -> str:
+    """What a stored evaluation was computed on: its data label (file and item limit) and, for a
+    benchmark that generates text, the classifier and the generation settings — toxicity scored by
+    another classifier, or of longer texts, is not comparable."""
+    label = config.get("data_label") or data_label(config.get("data"), config.get("limit"), config.get("items"))
+    if not generates_text(config.get("benchmark", "")):
+        return label
+    from ..toxicity import DEFAULT_TOXICITY_CLASSIFIER
+
+    options = {**{k: v for k, v in config.items() if k != "options"}, **(config.get("options") or {})}
+    parts = [f"classifier {options.get('classifier') or DEFAULT_TOXICITY_CLASSIFIER}"]
+    if options.get("label"):
+        parts[0] += f" ({options['label']})"
+    if options.get("max_new_tokens") is not None:
+        parts.append(f"{options['max_new_tokens']} new tokens")
+    if options.get("samples") is not None:
+        parts.append(f"{options['samples']} sample{'s' if options['samples'] != 1 else ''}")
+    seeds = options.get("seeds") or ([options["seed"]] if options.get("seed") is not None else [])
+    if seeds:
+        parts.append(("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(s) for s in seeds))
+    return f"{label} · {', '.join(parts)}"
+
+
+def metric_values(store: RunStore | None = None) -> pd.DataFrame:
+    """One row per finished evaluation run and metric of the table its benchmark gives, newest run
+    first: run, model, benchmark, method, intervention (:func:`intervention_key`), data
+    (:func:`run_data_label`), items, metric, role, value."""
     rows = []
     for record in EvaluationResult.finished_runs(store):
         config, summary = record.config, record.summary
-        rows.append({"run": record.id, "model": record.model, "benchmark": config.get("benchmark"),
-                     "method": summary.get("method", config.get("method", "original")),
-                     "data": config.get("data_label") or data_label(config.get("data"), config.get("limit"),
-                                                                    config.get("items")),
-                     "items": config.get("items"), "bias": summary.get("bias"),
-                     "performance": summary.get("performance")})
-    frame = pd.DataFrame(rows, columns=POINT_COLUMNS)
-    return frame.dropna(subset=["bias", "performance"]).reset_index(drop=True)
+        benchmark = config.get("benchmark")
+        for role in ROLES:
+            found = metric_of(benchmark, role)
+            value = summary.get(role)
+            if found is None or value is None:
+                continue
+            rows.append({"run": record.id, "model": record.model, "benchmark": benchmark,
+                         "method": summary.get("method", config.get("method", "original")),
+                         "intervention": intervention_key(config.get("intervention")), "data": run_data_label(config),
+                         "items": config.get("items"), "metric": found.name, "role": role, "value": float(value)})
+    return pd.DataFrame(rows, columns=VALUE_COLUMNS)
 
 
-def tradeoff_datasets(points: pd.DataFrame, benchmark: str) -> list[str]:
-    """The data labels of a benchmark's points, the one with the most points first (ties: first seen)."""
-    labels = points.loc[points["benchmark"] == benchmark, "data"].tolist()
+def metric_choices(values: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(bias metrics, performance metrics) that stored runs give, in the metric table's order."""
+    present = set(values["metric"])
+    return ([name for name, m in METRICS.items() if m.role == "bias" and name in present],
+            [name for name, m in METRICS.items() if m.role == "performance" and name in present])
+
+
+def metric_label(name: str) -> str:
+    """How a select box names a metric: its axis name from the table and its name,
+    e.g. '|SS − 50| (stereoset)'."""
+    found = METRICS.get(name)
+    return f"{found.axis} ({name})" if found is not None and found.axis != name else name
+
+
+def metric_axes(bias: str, performance: str) -> tuple[str, str]:
+    """(performance axis, bias axis) names of two metrics, from the metric table."""
+    return (METRICS[performance].axis if performance in METRICS else performance,
+            METRICS[bias].axis if bias in METRICS else bias)
+
+
+def _same_benchmark(bias: str, performance: str) -> bool:
+    return bias in METRICS and performance in METRICS and METRICS[bias].benchmark == METRICS[performance].benchmark
+
+
+def pair_points(values: pd.DataFrame, bias: str, performance: str) -> pd.DataFrame:
+    """The points of a bias metric against a performance metric (see the module's docstring),
+    newest first, as :data:`POINT_COLUMNS`."""
+    keep = ["run", "model", "benchmark", "method", "intervention", "data", "items", "value"]
+    of_bias = values.loc[values["metric"] == bias, keep].reset_index(drop=True)
+    of_performance = values.loc[values["metric"] == performance, keep].reset_index(drop=True)
+    of_bias["order"], of_performance["order"] = range(len(of_bias)), range(len(of_performance))
+    # The same intervention: the same stored spec and the same method (which it names; runs stored
+    # without a spec still differ by method).
+    on = ["run"] if _same_benchmark(bias, performance) else ["model", "method", "intervention"]
+    pairs = of_bias.merge(of_performance, on=on, suffixes=("_b", "_p"))
+    for column in ("run", "model", "method", "intervention"):
+        if column in on:
+            pairs[f"{column}_b"] = pairs[f"{column}_p"] = pairs[column]
+    pairs = pairs.sort_values(["order_b", "order_p"], kind="stable")
+    pairs = pairs.drop_duplicates(["model_b", "method_b", "intervention_b", "data_b", "data_p"], keep="first")
+    same = pairs["run_b"] == pairs["run_p"]
+    points = pd.DataFrame({
+        "run": pairs["run_b"].where(same, pairs["run_b"] + " + " + pairs["run_p"]),
+        "model": pairs["model_b"],
+        "benchmark": pairs["benchmark_b"].where(same, pairs["benchmark_b"] + " + " + pairs["benchmark_p"]),
+        "method": pairs["method_b"],
+        "data": pairs["data_b"].where(same, pairs["data_b"] + " | " + pairs["data_p"]),
+        "items": pairs["items_b"], "bias": pairs["value_b"], "performance": pairs["value_p"],
+        "bias_metric": bias, "performance_metric": performance, "bias_run": pairs["run_b"],
+        "performance_run": pairs["run_p"], "bias_data": pairs["data_b"], "performance_data": pairs["data_p"]})
+    return points.reindex(columns=POINT_COLUMNS).reset_index(drop=True)
+
+
+def tradeoff_points(store: RunStore | None = None, *, bias: str | None = None, performance: str | None = None,
+                    values: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Trade-off points of stored evaluations (``values``: :func:`metric_values`, read from the
+    store when not given). With a ``bias`` and a ``performance`` metric: their points
+    (:func:`pair_points`). Without: every run that gives both numbers itself (StereoSet), each
+    point under its benchmark's own metrics."""
+    values = metric_values(store) if values is None else values
+    if bias is not None and performance is not None:
+        return pair_points(values, bias, performance)
+    frames = [pair_points(values, b, p) for b in METRICS for p in METRICS
+              if METRICS[b].role == "bias" and METRICS[p].role == "performance" and _same_benchmark(b, p)
+              and (bias in (None, b)) and (performance in (None, p))]
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
+        return pd.DataFrame(columns=POINT_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def default_metrics(values: pd.DataFrame) -> tuple[str, str] | None:
+    """The (bias, performance) metrics with the most points (ties: the metric table's order);
+    None when no pair of stored runs makes a point."""
+    biases, performances = metric_choices(values)
+    counts = [((b, p), len(pair_points(values, b, p))) for b in biases for p in performances]
+    counts = [(pair, count) for pair, count in counts if count]
+    if not counts:
+        return None
+    return max(counts, key=lambda item: item[1])[0]
+
+
+def tradeoff_datasets(points: pd.DataFrame, benchmark: str | None = None) -> list[str]:
+    """The data labels of the points (of one benchmark, when given), the one with the most points
+    first (ties: first seen)."""
+    chosen = points if benchmark is None else points.loc[points["benchmark"] == benchmark]
+    labels = chosen["data"].tolist()
     return sorted(dict.fromkeys(labels), key=lambda label: (-labels.count(label), labels.index(label)))
 
 
-def tradeoff_selection(points: pd.DataFrame, benchmark: str, data: str) -> pd.DataFrame:
-    """The points of one benchmark computed on the same data (only those are comparable)."""
-    return points[(points["benchmark"] == benchmark) & (points["data"] == data)]
+def tradeoff_selection(points: pd.DataFrame, benchmark: str | None, data: str) -> pd.DataFrame:
+    """The points computed on the same data (only those are comparable); of one benchmark when
+    ``benchmark`` is given."""
+    chosen = points["data"] == data
+    if benchmark is not None:
+        chosen &= points["benchmark"] == benchmark
+    return points[chosen]
 
 
 def tradeoff_axes(benchmark: str) -> tuple[str, str]:
     """(performance axis, bias axis) names of a benchmark, from the metric table."""
     performance, bias = metric_of(benchmark, "performance"), metric_of(benchmark, "bias")
     return (performance.axis if performance else "performance", bias.axis if bias else "bias")
+
+
+__all__ = ["POINT_COLUMNS", "VALUE_COLUMNS", "default_metrics", "intervention_key", "metric_axes", "metric_choices",
+           "metric_label", "metric_values", "pair_points", "run_data_label", "tradeoff_axes", "tradeoff_datasets",
+           "tradeoff_points", "tradeoff_selection"]

@@ -32,7 +32,7 @@ class HeadScores:
 def _measure(loaded, metric: HeadMetric | None, cache: PrefixCache | None, start: int) -> float:
     if metric is None:
         return float("nan")
-    if cache is None:
+    if cache is None or not metric.cacheable:
         return metric(loaded)
     try:
         with cache.replay(start):
@@ -63,7 +63,10 @@ def _layer_values(loaded, metric: HeadMetric | None, layer: int, cache: PrefixCa
         if cancel is not None:
             cancel.check()
         chunk = heads[start:start + per_pass]
-        if len(chunk) > 1:
+        if len(chunk) > 1 and metric.ablate_many is not None:
+            values.extend(metric.ablate_many(loaded, [[(layer, head)] for head in chunk]))
+            continue
+        if len(chunk) > 1 and metric.cacheable:
             try:
                 values.extend(ReplicatedAblation(loaded, cache, layer, chunk).values(metric))
                 continue
@@ -98,7 +101,9 @@ def score_heads(loaded: LoadedModel, perf: HeadMetric | None, bias: HeadMetric |
         if not 0 <= layer < loaded.num_layers:
             raise BiasLabError(f"layer {layer} is out of range, valid layers are 0–{loaded.num_layers - 1}")
     started = time.perf_counter()
-    cache = PrefixCache(loaded) if use_prefix_cache else None
+    # Generation-based metrics never repeat a pass: recording one would only cost memory.
+    cacheable = all(metric.cacheable for metric in (perf, bias) if metric is not None)
+    cache = PrefixCache(loaded) if use_prefix_cache and cacheable else None
     with loaded.lock:
         with cache.record() if cache is not None else nullcontext():
             base_perf = perf(loaded) if perf is not None else float("nan")

@@ -16,6 +16,12 @@ from ..models import LoadedModel
 class HeadMetric:
     name: str
     function: Callable[[LoadedModel], float]
+    # False when the metric's forward passes do not repeat (generation samples new inputs): head
+    # scoring then neither records nor replays the lower layers, nor replicates batches.
+    cacheable: bool = True
+    # Optional: the metric under several head ablations at once, e.g. one generation whose rows
+    # carry different ablations — (loaded, [[(layer, head), …], …]) → one value per ablation.
+    ablate_many: Callable[[LoadedModel, list], list[float]] | None = None
 
     def __call__(self, loaded: LoadedModel) -> float:
         return float(self.function(loaded))
@@ -31,7 +37,13 @@ def head_metric(loaded: LoadedModel, name: str, data, *, role: str, **options) -
     entry = evaluation.benchmark_entry(chosen.benchmark)
     prepared = entry.prepared(loaded, data, **options)
     evaluate = evaluation.evaluate
-    return HeadMetric(name, lambda owner: chosen.value(evaluate(owner, chosen.benchmark, prepared, **options).summary))
+
+    def many(owner: LoadedModel, head_variants: list) -> list[float]:
+        with owner.lock:
+            return [chosen.value(summary) for summary in entry.variant_summaries(owner, prepared, head_variants)]
+
+    return HeadMetric(name, lambda owner: chosen.value(evaluate(owner, chosen.benchmark, prepared, **options).summary),
+                      cacheable=entry.prefix_cacheable, ablate_many=many if entry.variants else None)
 
 
 def benchmark_of(entry):
@@ -50,11 +62,13 @@ def perf_metric(loaded: LoadedModel, name: str, data, **options) -> HeadMetric:
 
 def metrics_for(loaded: LoadedModel, *, perf: str | None, perf_data=None, bias: str | None = None, bias_data=None,
                 limit: int | None = None, bias_limit: int | None = None, batch_size: int | None = None,
-                seed: int = 0, labels: dict | None = None) -> tuple[HeadMetric | None, HeadMetric | None]:
+                seed: int = 0, labels: dict | None = None,
+                generation: dict | None = None) -> tuple[HeadMetric | None, HeadMetric | None]:
     """``(perf, bias)`` head metrics named as in the metric table, their data loaded from
     ``perf_data`` / ``bias_data`` (files, folders or dataset ids); ``perf`` None or 'none' scores bias
     only. The model's kind is checked against both before any data is read. ``labels`` names the
-    choices in messages (the CLI's flags: perf, perf_data, bias, bias_data)."""
+    choices in messages (the CLI's flags: perf, perf_data, bias, bias_data); ``generation`` holds
+    the classifier and generation options of metrics that generate text (toxicity, toxicity-gap)."""
     from ..errors import BiasLabError
     from ..evaluation import load_benchmark_data
 
@@ -76,5 +90,7 @@ def metrics_for(loaded: LoadedModel, *, perf: str | None, perf_data=None, bias: 
             raise BiasLabError(f"{labels[key]} {name} needs {labels[key + '_data']}: {entry.data_hint}")
         data = load_benchmark_data(entry.benchmark, source, limit=count)
         options = {"batch_size": batch_size, **({"seed": seed} if benchmark_of(entry).seeded else {})}
+        if benchmark_of(entry).variants:
+            options.update({"seed": seed, **(generation or {})})
         chosen.append(head_metric(loaded, name, data, role=role, **options))
     return chosen[0], chosen[1]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
+from ..device import available_bytes, is_out_of_memory
 from ..errors import BiasLabError
 from ..families import linear_part
 from ..forward import (expand_batch, frozen_parameters, head_at_positions, mask_positions, softmax, start_at_layer,
@@ -180,18 +181,6 @@ def reference_attribution(loaded: LoadedModel, prepared: PreparedPrompt, setting
 
 # --- fast engine ------------------------------------------------------------------------------
 
-def _available_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.6)
-    try:
-        with open("/proc/meminfo") as handle:
-            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in handle}
-        return int(min(info["MemAvailable"] * 0.3, 8 * 2**30))
-    except (OSError, KeyError, ValueError):
-        return 2 * 2**30
-
-
 def _bytes_per_row_layer(loaded, length: int) -> int:
     """Autograd memory of one sequence through one layer (activations kept for backward)."""
     hidden, ffn, heads = loaded.hidden_size, loaded.ffn_width, loaded.num_heads
@@ -227,10 +216,6 @@ def _layer_chunks(num_layers: int, rows_per_layer: int, per_row_layer: int, budg
 _CPU_ROWS_PER_PASS = 256
 
 
-def _is_oom(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
 class _FastEngine:
     def __init__(self, loaded, settings: IG2Settings):
         self.loaded = loaded
@@ -239,7 +224,7 @@ class _FastEngine:
         self.alphas = alphas.to(loaded.device)
         self.zero = torch.zeros(1, dtype=alphas.dtype, device=loaded.device)
         self.weights = weights.to(loaded.device)
-        self.budget = _available_bytes(loaded.device)
+        self.budget = available_bytes(loaded.device)
 
     def _cache(self, batch, positions):
         """Unmodified pass: each layer's input hidden states, mask activations, probabilities."""
@@ -407,7 +392,7 @@ class _FastEngine:
             try:
                 results = self._group([prompts[i] for i in indices], plan.max_rows, budget)
             except (RuntimeError, torch.OutOfMemoryError) as error:
-                if not _is_oom(error):
+                if not is_out_of_memory(error):
                     raise
                 if self.loaded.device.type == "cuda":
                     torch.cuda.empty_cache()

@@ -1,0 +1,55 @@
+"""Mutations of generation, the toxicity figures and FASP's gap (issue 13), each caught by an oracle
+in ``tests/test_generation.py``, ``tests/test_toxicity_gap.py`` or ``tests/test_toxicity.py``."""
+
+from tests.mutations.harness import Mutation
+
+G = "tests/test_generation.py::"
+T = "tests/test_toxicity_gap.py::"
+
+MUTATIONS = [
+    Mutation("generation-seed-by-batch-position", "bias_lab/generation/generate.py",
+             "row_seed(settings.seed, row.id, row.sample)) for row in rows]",
+             "row_seed(settings.seed, str(index), row.sample)) for index, row in enumerate(rows)]",
+             (G + "test_batch_size_and_order_do_not_change_the_texts",),
+             "a row's random stream follows its place in the batch, so batch size and order change the texts"),
+    Mutation("generation-positions-ignore-left-padding", "bias_lab/generation/generate.py",
+             "positions = (mask.cumsum(dim=-1) - 1).clamp_min(0)",
+             "positions = torch.arange(longest, device=device).expand_as(mask)",
+             (G + "test_batch_size_and_order_do_not_change_the_texts",),
+             "left-padded prompts get shifted positions, so a prompt's text depends on its batch"),
+    Mutation("generation-top-p-drops-the-crossing-token", "bias_lab/generation/generate.py",
+             "ordered = ordered.masked_fill(before >= settings.top_p, 0.0)",
+             "ordered = ordered.masked_fill(ordered.cumsum(dim=-1) >= settings.top_p, 0.0)",
+             (G + "test_top_k_top_p_and_temperature_by_hand",),
+             "nucleus sampling drops the token that reaches top-p (and can drop every token)"),
+    Mutation("generation-variants-all-get-the-first", "bias_lab/generation/generate.py",
+             "columns[self.rows].to(hidden.dtype)[:, None, :]",
+             "columns[torch.zeros_like(self.rows)].to(hidden.dtype)[:, None, :]",
+             (G + "test_variants_equal_separate_interventions",),
+             "every row of a shared generation carries the first variant's ablation"),
+    Mutation("gap-axis-mean-of-group-means", "bias_lab/evaluation/toxicity.py",
+             'axis_mean = float(of_axis["toxicity"].mean())',
+             'axis_mean = float(of_axis.groupby("group")["toxicity"].mean().mean())',
+             (T + "test_gap_is_the_sum_over_groups_of_the_distance_to_the_prompt_weighted_axis_mean",),
+             "the axis mean is the mean of group means, not weighted by prompt as FASP"),
+    Mutation("gap-signed", "bias_lab/evaluation/toxicity.py",
+             'sum(abs(axis_mean - g["mean_toxicity"]) for g in groups.values())',
+             'abs(sum(axis_mean - g["mean_toxicity"] for g in groups.values()))',
+             (T + "test_gap_is_the_sum_over_groups_of_the_distance_to_the_prompt_weighted_axis_mean",),
+             "the gaps of groups above and below the axis mean cancel"),
+    Mutation("toxicity-probability-strict", "bias_lab/evaluation/toxicity.py",
+             '"toxicity_probability": float(100.0 * (per_prompt >= TOXIC).mean())',
+             '"toxicity_probability": float(100.0 * (per_prompt > TOXIC).mean())',
+             (T + "test_toxicity_figures_by_hand",),
+             "a prompt whose worst generation scores exactly 0.5 does not count (RealToxicityPrompts: ≥ 0.5)"),
+    Mutation("expected-max-is-mean", "bias_lab/evaluation/toxicity.py",
+             'per_prompt = items.groupby("id", sort=False)["toxicity"].max()',
+             'per_prompt = items.groupby("id", sort=False)["toxicity"].mean()',
+             (T + "test_toxicity_figures_by_hand",),
+             "expected maximum toxicity averages each prompt's generations instead of taking the worst"),
+    Mutation("classifier-text-not-lower-cased", "bias_lab/toxicity.py",
+             'return str(text).lower().replace("\\r\\n", " ")',
+             'return str(text).replace("\\r\\n", " ")',
+             (T + "test_stored_text_is_what_the_classifier_scored",),
+             "the classifier sees the text with its case, unlike FASP"),
+]
