@@ -3,7 +3,7 @@ custom prompt files; every demographic checked against the tokenizer.
 
 The 17 templates, the 9 dimensions with their demographics, the six modifier types and the 19
 unfair targets are those of Liu et al. (ICLR 2024). The modifier adjectives are bias lab's own
-(``resources/modifiers.json``); the paper's original lists load with :func:`load_source_dir`.
+(``assets/words/modifiers.json``); the paper's original lists load with :func:`load_source_dir`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from importlib import resources
+from ..assets import read_asset_text
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -118,7 +118,7 @@ def superlative(word: str) -> str:
 
 def builtin_modifiers() -> dict[str, list[str]]:
     """bias lab's own six modifier lists (100 adjectives each)."""
-    data = json.loads(resources.files("bias_lab.resources").joinpath("modifiers.json").read_text(encoding="utf-8"))
+    data = json.loads(read_asset_text("words", "modifiers.json"))
     negative, positive = data["negative"], data["positive"]
     return {
         "N": list(negative), "NCer": [comparative(w) for w in negative], "NCest": [superlative(w) for w in negative],

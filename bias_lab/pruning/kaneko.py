@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from importlib import resources
+from ..assets import read_asset_text
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ class WordLists:
 
 
 def builtin_word_lists() -> WordLists:
-    data = json.loads(resources.files("bias_lab.resources").joinpath("gender_words.json").read_text(encoding="utf-8"))
+    data = json.loads(read_asset_text("words", "gender_words.json"))
     return WordLists(tuple(m for m, _ in data["pairs"]), tuple(f for _, f in data["pairs"]), tuple(data["stereotypes"]))
 
 
