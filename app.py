@@ -1,34 +1,18 @@
-"""bias lab dashboard — home page. Run with: streamlit run app.py --server.address 127.0.0.1"""
+"""bias lab dashboard — the entrypoint. Run with: streamlit run app.py --server.address 127.0.0.1
 
-import pandas as pd
+It sets the favicon, the wide layout and the logo, then hands over to the sidebar navigation:
+Home, the Lesson, and the pages in the order of the workflow (``ui/navigation.py``). Every page is a
+script in views/ that also runs on its own (the AppTest tests open them directly). The folder is
+not called pages/: Streamlit would then build its own page menu for links opened directly."""
+
 import streamlit as st
 
-from bias_lab.metrics import BENCHMARKS, either
-from ui.shell import sidebar
+from bias_lab.assets import asset_path
+from ui.navigation import present_pages
 
-st.set_page_config(page_title="bias lab", page_icon="⚖️", layout="wide")
-st.title("bias lab")
-st.write("Find where social bias lives inside a transformer language model, and switch it off live.")
+st.set_page_config(page_title="bias lab", page_icon=str(asset_path("app", "favicon.png")), layout="wide")
+st.logo(str(asset_path("app", "logo.svg")), icon_image=str(asset_path("app", "icon.svg")), size="large")
 
-loaded = sidebar()
-if loaded is not None:
-    st.subheader(f"Loaded model: {loaded.source}")
-    summary = loaded.summary()
-    st.dataframe(pd.DataFrame({"fact": list(summary), "value": [str(v) for v in summary.values()]}),
-                 hide_index=True, width="stretch")
-
-st.subheader("Pages")
-st.markdown(
-    "- **Bias neurons** — run Integrated Gap Gradients on a demographic pair (or open a stored run): where the gap "
-    "lives, layer by neuron, which neurons are bias neurons, and one click to take them to the Neuron lab.\n"
-    "- **Neuron lab** — the live demo: scale neurons at the mask from ×0 to ×3 and watch the predictions and the gap "
-    "change, against random neurons.\n"
-    "- **Heads** — what removing each attention head does to performance and bias; FASP sliders choose heads to "
-    "prune; ablate a head live.\n"
-    "- **Pruning masks** — masks learned with frozen weights: densities per layer, surviving heads, and a switch "
-    "that puts a mask on the live model.\n"
-    f"- **Evaluate** — {either(b.title for b in BENCHMARKS.values())} before and after the active intervention.\n"
-    "- **Compare** — two runs side by side: bias neurons per layer (migration), their overlap, head-score correlation.\n"
-    "- **Trade-off** — every stored evaluation as performance vs bias, by method, with the Pareto front.\n"
-    "- **Runs** — every stored computation with its status, config and summary."
-)
+pages = [st.Page(entry.script, title=entry.title, icon=entry.icon, url_path=entry.url_path or None,
+                 default=not entry.url_path) for entry in present_pages()]
+st.navigation(pages).run()

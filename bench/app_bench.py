@@ -31,7 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 def apptest_moves(moves: int) -> tuple[float, list[float]]:
     from streamlit.testing.v1 import AppTest
 
-    app = AppTest.from_file(str(ROOT / "pages" / "2_Neuron_lab.py"), default_timeout=300)
+    app = AppTest.from_file(str(ROOT / "views" / "2_Neuron_lab.py"), default_timeout=300)
     app.session_state["lab_neurons"] = NEURONS
     start = time.perf_counter()
     app.run()

@@ -44,3 +44,27 @@ def list_assets(*parts: str, pattern: str = "*") -> list[Path]:
     """The files of an asset folder, sorted by name."""
     folder = asset_path(*parts)
     return sorted(path for path in folder.glob(pattern) if path.is_file())
+
+
+ASSET_PREFIX = "asset:"
+
+
+def _resolved(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(ASSET_PREFIX):
+        return str(asset_path(*value[len(ASSET_PREFIX):].split("/")))
+    if isinstance(value, dict):
+        return {key: _resolved(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolved(item) for item in value]
+    return value
+
+
+def page_defaults(page: str) -> dict[str, Any]:
+    """What a dashboard page's boxes hold before anyone types (``assets/app/defaults.json``): prompts,
+    demographic pairs, data sources. Values written ``asset:FOLDER/FILE`` come back as that asset's
+    path; an unknown page is a one-line error naming the known ones."""
+    defaults = read_asset_json("app", "defaults.json")
+    if page not in defaults or page.startswith("_"):
+        known = ", ".join(name for name in defaults if not name.startswith("_"))
+        raise BiasLabError(f"no page defaults for {page!r} in assets/app/defaults.json: known are {known}")
+    return _resolved(defaults[page])

@@ -292,6 +292,35 @@ class RunStore:
                 (status, json.dumps(merged, default=str), error, _now(), run_id),
             )
 
+    def insert_records(self, records) -> None:
+        """Add whole runs made elsewhere (``bias_lab.bundles`` imports them), all in one transaction:
+        ``records`` is an iterable of (a ``RunRecord.to_dict()``-like dict, the run's artifact
+        folder). A run whose id or folder is already in the index is refused, and then none is added."""
+        rows = []
+        for record, artifact_dir in records:
+            if record["status"] not in STATUSES:
+                raise RunStoreError(f"run {record['id']!r} has unknown status {record['status']!r}: "
+                                    f"use one of {', '.join(STATUSES)}")
+            rows.append((record["id"], record["kind"], record.get("model"), json.dumps(record.get("config") or {}),
+                         record["status"], record["created_at"], record["updated_at"],
+                         json.dumps(record.get("summary") or {}, default=str),
+                         json.dumps(record.get("provenance") or {}, default=str), str(Path(artifact_dir)),
+                         record.get("error")))
+        with self._transaction() as connection:
+            for row in rows:
+                clash = connection.execute("SELECT id, artifact_dir FROM runs WHERE id = ? OR artifact_dir = ?",
+                                           (row[0], row[9])).fetchone()
+                if clash is not None:
+                    what = f"run {row[0]!r}" if clash["id"] == row[0] else f"folder {row[9]} (run {clash['id']})"
+                    raise RunStoreError(f"{what} is already in {self.path}")
+                connection.execute(
+                    "INSERT INTO runs (id, kind, model, config, status, created_at, updated_at, summary, provenance,"
+                    " artifact_dir, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def insert_record(self, record: dict, artifact_dir: str | Path) -> None:
+        """Add one whole run (see :meth:`insert_records`)."""
+        self.insert_records([(record, artifact_dir)])
+
     def delete(self, run_id: str, *, keep_artifacts: bool = False) -> RunRecord:
         record = self.get(run_id)
         with self._transaction() as connection:

@@ -22,7 +22,7 @@ def page(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
 
     def open_page(spec=None, **state):
-        app = AppTest.from_file(str(ROOT / "pages" / "5_Evaluate.py"), default_timeout=180)
+        app = AppTest.from_file(str(ROOT / "views" / "5_Evaluate.py"), default_timeout=180)
         if spec is not None:
             app.query_params["spec"] = json.dumps(spec)
         for key, value in state.items():
@@ -198,3 +198,45 @@ def test_each_benchmark_keeps_its_own_data_and_seat_tests_follow_the_folder(page
     assert app.multiselect[0].value == ["sent-weat8"]
     app.selectbox(key="eval_benchmark").select("stereoset").run()
     assert app.text_input(key="eval_data_stereoset").value == str(stereoset_path)
+
+
+def test_every_data_box_starts_with_a_working_source_or_says_why_not(page, monkeypatch, tiny_model_dir):
+    from bias_lab.assets import asset_path
+
+    app = page(None)
+    expected = {"stereoset": "McGill-NLP/stereoset", "crows": "nyu-mll/crows_pairs", "perplexity": "wikitext",
+                "mlm-loss": "wikitext", "ig2-gap": str(asset_path("prompts", "gender.jsonl"))}
+    for benchmark, value in expected.items():
+        app.selectbox(key="eval_benchmark").select(benchmark).run()
+        assert not app.exception
+        assert app.text_input(key=f"eval_data_{benchmark}").value == value, benchmark
+    for benchmark in ("seat", "winobias"):
+        app.selectbox(key="eval_benchmark").select(benchmark).run()
+        assert not app.exception and not app.error
+        assert app.text_input(key=f"eval_data_{benchmark}").value == ""
+        assert app.text_input(key=f"eval_data_{benchmark}").placeholder  # the table's example
+        assert any("has no default" in i.value and "no Hub dataset" in i.value for i in app.info), benchmark
+        assert all(b.key != "eval_run" for b in app.button)
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("gpt2")))
+    causal = page(None)
+    for benchmark in ("toxicity", "toxicity-gap"):
+        causal.selectbox(key="eval_benchmark").select(benchmark).run()
+        shown = causal.text_input(key=f"eval_data_{benchmark}").value
+        assert shown == str(asset_path("prompts", "group_prompts.jsonl")), benchmark
+
+
+def test_ig2_gap_runs_on_its_default_classroom_prompts(page, tiny_loaded):
+    from bias_lab.assets import asset_path
+
+    from .conftest import BERT_VOCAB
+
+    if not BERT_VOCAB.is_file():
+        pytest.skip("the classroom prompts' words need the real BERT vocabulary (../shared)")
+    from bias_lab.evaluation import evaluate, load_benchmark_data
+
+    app = page(None, eval_benchmark="ig2-gap")
+    app.button(key="eval_run").click().run()
+    assert not app.exception and not app.error
+    data = load_benchmark_data("ig2-gap", str(asset_path("prompts", "gender.jsonl")), limit=200)
+    expected = evaluate(tiny_loaded("bert"), "ig2-gap", data).summary["mean_gap"]
+    assert shown_table(app, "eval_summary")["bias"].tolist() == pytest.approx([expected])

@@ -36,7 +36,7 @@ def ig2_runs(tiny_model_dir, tmp_path, monkeypatch):
 def test_compare_labels_runs_and_defaults_to_two_different_ones(ig2_runs, tiny_model_dir):
     from bias_lab.neurons import select_bias_neurons
 
-    app = AppTest.from_file(str(ROOT / "pages" / "6_Compare.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "6_Compare.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     first, second = app.selectbox(key="cmp_first"), app.selectbox(key="cmp_second")
     assert first.value != second.value
@@ -59,7 +59,7 @@ def test_compare_labels_runs_and_defaults_to_two_different_ones(ig2_runs, tiny_m
 
 
 def test_compare_same_ig2_run_on_both_sides_is_an_info_not_a_traceback(ig2_runs):
-    app = AppTest.from_file(str(ROOT / "pages" / "6_Compare.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "6_Compare.py"), default_timeout=120).run()
     app.selectbox(key="cmp_second").set_value(app.selectbox(key="cmp_first").value).run()
     assert not app.exception and not app.error
     assert any("the same run on both sides: choose two different runs" in i.value for i in app.info)
@@ -110,7 +110,7 @@ def _choose(app, key, run_id):
 
 def test_compare_head_runs_without_bias_scores_say_why_not_nan(heads_runs):
     ids = heads_runs["ids"]
-    app = AppTest.from_file(str(ROOT / "pages" / "6_Compare.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "6_Compare.py"), default_timeout=120).run()
     assert not app.exception
     assert app.selectbox(key="cmp_heads_first").value != app.selectbox(key="cmp_heads_second").value
     labels = app.selectbox(key="cmp_heads_first").options
@@ -140,7 +140,7 @@ def test_compare_head_runs_without_bias_scores_say_why_not_nan(heads_runs):
 
 def test_compare_head_correlation_that_cannot_be_computed_says_why(heads_runs):
     ids = heads_runs["ids"]
-    app = AppTest.from_file(str(ROOT / "pages" / "6_Compare.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "6_Compare.py"), default_timeout=120).run()
     _choose(app, "cmp_heads_first", ids["scored"])
     _choose(app, "cmp_heads_second", ids["constant"])
     app.selectbox(key="cmp_heads_column").set_value("bias_delta")
@@ -173,7 +173,7 @@ def _learn(app):
 
 
 def _masks_page(corpus: Path, **state):
-    app = AppTest.from_file(str(ROOT / "pages" / "4_Pruning_masks.py"), default_timeout=180)
+    app = AppTest.from_file(str(ROOT / "views" / "4_Pruning_masks.py"), default_timeout=180)
     app.session_state["masks_corpus"] = str(corpus)
     app.session_state["masks_block"] = "head"
     for key, value in state.items():
@@ -261,7 +261,7 @@ def test_masks_of_other_model_shapes_are_listed_apart_with_the_reason(monkeypatc
     other = _stored_mask(tiny_model_dir, tmp_path, "other", layers=3)
     other_id = RunStore().get(str(other.parent)).id
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "4_Pruning_masks.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "4_Pruning_masks.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     options = app.multiselect(key="masks_runs").options
     assert len(options) == 1 and RunStore().get(str(fits.parent)).id in options[0]

@@ -17,7 +17,7 @@ PROMPT = "The gender of this lazy person is [MASK]."
 @pytest.fixture
 def lab(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    return AppTest.from_file(str(ROOT / "pages" / "2_Neuron_lab.py"), default_timeout=120)
+    return AppTest.from_file(str(ROOT / "views" / "2_Neuron_lab.py"), default_timeout=120)
 
 
 def test_shown_numbers_are_the_library_predictions(lab, tiny_loaded):

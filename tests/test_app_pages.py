@@ -31,7 +31,7 @@ def _score_heads(model_dir, folder):
 @pytest.fixture
 def lab(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "2_Neuron_lab.py"), default_timeout=120)
+    app = AppTest.from_file(str(ROOT / "views" / "2_Neuron_lab.py"), default_timeout=120)
     app.session_state["lab_neurons"] = "1:3, 1:5"
     return app
 
@@ -85,7 +85,7 @@ def test_neuron_lab_random_neurons_keep_the_count(lab):
 
 def test_intervention_arrives_from_the_url(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "2_Neuron_lab.py"), default_timeout=120)
+    app = AppTest.from_file(str(ROOT / "views" / "2_Neuron_lab.py"), default_timeout=120)
     app.query_params["spec"] = json.dumps({"neurons": [{"layer": 0, "neuron": 7, "scale": 2.0}], "heads": [],
                                            "position": "mask"})
     app.run()
@@ -108,7 +108,7 @@ def ig2_run_folder(tiny_model_dir, tmp_path):
 
 def test_bias_neurons_page_opens_a_stored_run_and_sends_neurons(ig2_run_folder, monkeypatch, tiny_model_dir):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "1_Bias_neurons.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "1_Bias_neurons.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     selected = len(shown_table(app, "bn_selected"))
     assert selected > 0
@@ -121,7 +121,7 @@ def test_bias_neurons_page_opens_a_stored_run_and_sends_neurons(ig2_run_folder, 
 
 def test_bias_neurons_page_runs_ig2_with_progress(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "1_Bias_neurons.py"), default_timeout=180)
+    app = AppTest.from_file(str(ROOT / "views" / "1_Bias_neurons.py"), default_timeout=180)
     app.session_state["bn_source"] = "Run IG2 now"
     app.session_state["bn_steps"] = 3
     app.run()
@@ -143,7 +143,7 @@ def test_bias_neurons_page_runs_ig2_with_progress(monkeypatch, tiny_model_dir):
 def test_heads_page_alpha_slider_changes_the_pruned_count(monkeypatch, tiny_model_dir, tmp_path):
     _score_heads(tiny_model_dir("bert"), tmp_path)
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "3_Heads.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "3_Heads.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     first = fasp_counts(app)["pruned"]
     assert (shown_table(app, "heads_fasp_table")["status"] == "pruned").sum() == first
@@ -180,7 +180,7 @@ def test_heads_page_shows_the_iterative_pruning_curve(monkeypatch, tiny_model_di
                                      bias=bias, iterative=2, fraction=0.25,
                                      description={"perf": "mlm-loss", "bias": "ig2-gap", "perf_data": str(text)})
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "3_Heads.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "3_Heads.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     shown = shown_table(app, "heads_iterative_table")
     assert shown["pruned"].tolist() == importance.curve["pruned"].tolist() == [0, 2, 4]
@@ -198,7 +198,7 @@ def test_pruning_masks_page_switches_a_mask_on_and_off(monkeypatch, tiny_model_d
     corpus = [f"the {w} is here and works ." for w in ["he", "she", "nurse", "doctor", "man", "woman"] * 10]
     train_mask(loaded, KanekoObjective(loaded, corpus), tmp_path / "prune", PruneSettings(block="head", lr=0.5, batch_size=8))
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "4_Pruning_masks.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "4_Pruning_masks.py"), default_timeout=120).run()
     assert not app.exception and not app.error and len(density_expanders(app)) == 1
     app.toggle(key="masks_toggle").set_value(True).run()
     assert not app.exception
@@ -223,7 +223,7 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
         loaded = load_model(tiny_model_dir(family), device="cpu")
         run_ig2(loaded, ig2_prompts("gender", "N", "female", "male", limit_modifiers=2), tmp_path / family,
                 IG2Settings(steps=3))
-    app = AppTest.from_file(str(ROOT / "pages" / "6_Compare.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "6_Compare.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     from bias_lab.neurons.run import load_ig2_run
     from bias_lab.neurons import select_bias_neurons
@@ -248,7 +248,7 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
     spec = InterventionSpec(tuple(NeuronEdit(1, n, 0.0) for n in range(30)), position="mask")
     run_evaluation(evaluate(loaded, "stereoset", data), loaded, None)
     run_evaluation(evaluate(loaded, "stereoset", data, intervention=spec), loaded, spec)
-    app = AppTest.from_file(str(ROOT / "pages" / "7_Trade_off.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "7_Trade_off.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     points = shown_table(app, "trade_table")
     assert len(points) == 2 and sorted(points["method"]) == ["BNS", "original"]
@@ -260,7 +260,7 @@ def test_compare_and_trade_off_pages_from_stored_runs(monkeypatch, tiny_model_di
                                           ("7_Trade_off.py", "Evaluate page"), ("8_Runs.py", "No runs yet")])
 def test_pages_with_an_empty_run_store_explain_what_to_do(monkeypatch, tiny_model_dir, page, advice):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / page), default_timeout=120).run()
     assert not app.exception and not app.error
     assert any(advice in info.value for info in app.info), [info.value for info in app.info]
 
@@ -304,7 +304,7 @@ def test_bias_neurons_page_cancel_leaves_a_resumable_run(monkeypatch, tiny_model
 
     monkeypatch.setattr(ig2_run, "attribute_ig2", cancelled)
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "1_Bias_neurons.py"), default_timeout=180)
+    app = AppTest.from_file(str(ROOT / "views" / "1_Bias_neurons.py"), default_timeout=180)
     app.session_state["bn_source"] = "Run IG2 now"
     app.session_state["bn_steps"] = 3
     app.run()
@@ -323,7 +323,7 @@ def test_png_export_on_request(monkeypatch, tiny_model_dir, tmp_path):
         pytest.skip("PNG export needs Chrome or Chromium")
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
     _score_heads(tiny_model_dir("bert"), tmp_path)
-    app = AppTest.from_file(str(ROOT / "pages" / "3_Heads.py"), default_timeout=180).run()
+    app = AppTest.from_file(str(ROOT / "views" / "3_Heads.py"), default_timeout=180).run()
     app.button(key="heads_perf_png_prepare").click().run()
     assert not app.exception and not app.error
     assert app.session_state["heads_perf_png_bytes"][:4] == b"\x89PNG"
@@ -333,7 +333,7 @@ def test_pruning_masks_page_learns_a_mask(monkeypatch, tiny_model_dir, tmp_path)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"the {w} is here and works ." for w in ["he", "she", "nurse", "doctor"] * 10) + "\n")
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "4_Pruning_masks.py"), default_timeout=180)
+    app = AppTest.from_file(str(ROOT / "views" / "4_Pruning_masks.py"), default_timeout=180)
     app.session_state["masks_corpus"] = str(corpus)
     app.session_state["masks_block"] = "head"
     app.run()
@@ -341,3 +341,76 @@ def test_pruning_masks_page_learns_a_mask(monkeypatch, tiny_model_dir, tmp_path)
     assert not app.exception and not app.error
     assert "mask written to" in app.success[0].value
     assert len(density_expanders(app)) == 1
+
+
+def test_bias_neurons_page_runs_ig2_on_a_classroom_prompt_set(monkeypatch, tiny_model_dir):
+    """The classroom sets of assets/prompts/ are offered by name; the gender set is the default and
+    runs as its file would from the command line."""
+    from bias_lab.assets import asset_path
+    from bias_lab.neurons.prompts import load_prompt_file
+    from bias_lab.neurons.run import IG2Result
+    from bias_lab.store import RunStore
+
+    from .conftest import BERT_VOCAB
+
+    if not BERT_VOCAB.is_file():
+        pytest.skip("the classroom prompts' words need the real BERT vocabulary (../shared)")
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "views" / "1_Bias_neurons.py"), default_timeout=240)
+    app.session_state["bn_source"] = "Run IG2 now"
+    app.session_state["bn_steps"] = 2
+    app.run()
+    app.radio(key="bn_prompts").set_value("A classroom prompt set").run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="bn_prompt_set").options == ["gender", "religion", "ethnicity", "age", "occupation",
+                                                          "a file of your own"]
+    expected = load_prompt_file(asset_path("prompts", "gender.jsonl"))
+    assert any(c.value.startswith(f"{len(expected)} prompts · pairs she–he") for c in app.caption)
+    app.selectbox(key="bn_prompt_set").select("a file of your own").run()
+    assert app.text_input(key="bn_prompt_file").value == str(asset_path("prompts", "gender.jsonl"))  # pre-filled
+    app.selectbox(key="bn_prompt_set").select("gender").run()
+    app.button(key="bn_run_button").click().run()
+    assert not app.exception and not app.error
+    record = RunStore().list(kind="ig2")[0]
+    assert record.config["dimension"] == "gender" and record.config["prompts_file"] == str(asset_path("prompts",
+                                                                                                      "gender.jsonl"))
+    result = IG2Result.load(record.artifact_dir)
+    assert result.prompts["id"].tolist() == [p.id for p in expected]
+
+
+def test_bias_neurons_page_typed_prompt_defaults_come_from_the_assets(monkeypatch, tiny_model_dir):
+    from bias_lab.assets import page_defaults
+
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "views" / "1_Bias_neurons.py"), default_timeout=120)
+    app.session_state["bn_source"] = "Run IG2 now"
+    app.session_state["bn_prompts"] = "One typed prompt"
+    app.run()
+    assert not app.exception and not app.error
+    defaults = page_defaults("bias_neurons")
+    assert app.text_input(key="bn_prompt").value == defaults["prompt"]
+    assert [app.text_input(key="bn_cd1").value, app.text_input(key="bn_cd2").value] == defaults["pair"]
+
+
+def test_live_prompts_default_to_the_assets(monkeypatch, tiny_model_dir):
+    from bias_lab.assets import page_defaults
+
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "views" / "2_Neuron_lab.py"), default_timeout=120).run()
+    assert not app.exception
+    defaults = page_defaults("neuron_lab")
+    assert app.text_input(key="lab_prompt").value == defaults["prompt"] == PROMPT
+    assert [app.text_input(key="lab_d1").value, app.text_input(key="lab_d2").value] == defaults["pair"]
+
+
+def test_pruning_masks_page_learns_from_the_classroom_corpus_by_default(monkeypatch, tiny_model_dir):
+    from bias_lab.assets import asset_path
+
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
+    app = AppTest.from_file(str(ROOT / "views" / "4_Pruning_masks.py"), default_timeout=180)
+    app.session_state["masks_block"] = "head"
+    app.run()
+    assert app.text_input(key="masks_corpus").value == str(asset_path("prompts", "classroom_corpus.txt"))
+    app.button(key="masks_learn").click().run()
+    assert not app.exception and not app.error
+    assert "mask written to" in app.success[0].value

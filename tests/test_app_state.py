@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from .conftest import ROOT
 
-PAGES = ["pages/1_Bias_neurons.py", "pages/2_Neuron_lab.py", "pages/3_Heads.py", "pages/4_Pruning_masks.py",
-         "pages/5_Evaluate.py", "pages/6_Compare.py", "pages/7_Trade_off.py", "pages/8_Runs.py", "app.py"]
+PAGES = ["views/1_Bias_neurons.py", "views/2_Neuron_lab.py", "views/3_Heads.py", "views/4_Pruning_masks.py",
+         "views/5_Evaluate.py", "views/6_Compare.py", "views/7_Trade_off.py", "views/8_Runs.py", "views/home.py"]
 
 
 def _sidebar_caption(app) -> str:
@@ -39,14 +39,14 @@ def test_a_typed_model_stays_on_every_page(home, tiny_model_dir):
 
 def test_the_neuron_lab_never_swaps_a_causal_model_for_the_default(home, tiny_model_dir):
     home.text_input(key="model_source").input(str(tiny_model_dir("gpt2"))).run()
-    home.switch_page("pages/2_Neuron_lab.py").run()
+    home.switch_page("views/2_Neuron_lab.py").run()
     assert not home.exception
     assert "needs a masked language model" in home.error[0].value
     assert "gpt2" in home.error[0].value or str(tiny_model_dir("gpt2")) in home.error[0].value
 
 
 def test_the_intervention_and_its_url_survive_page_changes(home):
-    home.switch_page("pages/2_Neuron_lab.py")
+    home.switch_page("views/2_Neuron_lab.py")
     home.session_state["lab_neurons"] = "1:3, 1:5"
     home.run()
     home.button(key="lab_apply").click().run()
@@ -63,7 +63,7 @@ def test_the_intervention_and_its_url_survive_page_changes(home):
 
 def test_a_shared_link_opens_model_and_intervention_on_any_page(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("bert")))
-    app = AppTest.from_file(str(ROOT / "pages" / "5_Evaluate.py"), default_timeout=120)
+    app = AppTest.from_file(str(ROOT / "views" / "5_Evaluate.py"), default_timeout=120)
     app.query_params["model"] = str(tiny_model_dir("distilbert"))
     app.query_params["spec"] = json.dumps({"heads": [{"layer": 1, "head": 0}]})
     app.run()

@@ -54,7 +54,7 @@ def page(monkeypatch, tiny_model_dir, classifier_dir, tmp_path):
     prompts = _prompts(tmp_path)
 
     def open_page(benchmark="toxicity", spec=HEADS, **state):
-        app = AppTest.from_file(str(ROOT / "pages" / "5_Evaluate.py"), default_timeout=240)
+        app = AppTest.from_file(str(ROOT / "views" / "5_Evaluate.py"), default_timeout=240)
         app.query_params["device"] = "cpu"  # as the library results it is compared with, on any machine
         if spec is not None:
             app.query_params["spec"] = json.dumps(spec)
@@ -203,7 +203,7 @@ def test_heads_page_shows_a_toxicity_gap_run_named_by_the_metric_table(monkeypat
     scored = run_head_scoring(loaded, perf, bias, tmp_path / "heads",
                               description={"perf": None, "bias": "toxicity-gap", "bias_data": str(prompts)})
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("gpt2")))
-    app = AppTest.from_file(str(ROOT / "pages" / "3_Heads.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "3_Heads.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     axis = METRICS["toxicity-gap"].axis
     grid = _chart(app, "heads_bias")
@@ -231,7 +231,7 @@ def test_trade_off_pairs_toxicity_with_perplexity_of_the_same_model_and_interven
                                      options={"classifier": str(classifier_dir), "max_new_tokens": 4})
     perplexity = evaluate_before_after(loaded, "perplexity", spec, data=str(text))
     monkeypatch.setenv("BIAS_LAB_MODEL", str(tiny_model_dir("gpt2")))
-    app = AppTest.from_file(str(ROOT / "pages" / "7_Trade_off.py"), default_timeout=120).run()
+    app = AppTest.from_file(str(ROOT / "views" / "7_Trade_off.py"), default_timeout=120).run()
     assert not app.exception and not app.error
     assert app.selectbox(key="trade_bias").value == "toxicity"
     assert app.selectbox(key="trade_performance").value == "perplexity"

@@ -5,39 +5,29 @@ clicks. Every step fails on an error box or an exception; screenshots go to the 
 import csv
 import io
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
+from .browser_support import browser_page, chromium, require_browser, streamlit_server
 from .conftest import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-PAGES = {
-    "": "bias lab", "Bias_neurons": "Bias neurons", "Neuron_lab": "Neuron lab", "Heads": "Attention heads",
-    "Pruning_masks": "Pruning masks", "Evaluate": "Evaluate", "Compare": "Compare",
-    "Trade_off": "Performance–bias trade-off", "Runs": "Runs",
+LESSON = (ROOT / "views" / "0_Lesson.py").is_file()  # being written: listed once its script exists
+# The sidebar navigation (st.navigation, ui/navigation.py): page title → (URL path, the page's heading), in order.
+NAVIGATION = {
+    "Home": ("", "bias lab"), **({"Lesson": ("Lesson", "Lesson")} if LESSON else {}),
+    "Bias neurons": ("Bias_neurons", "Bias neurons"), "Neuron lab": ("Neuron_lab", "Neuron lab"),
+    "Heads": ("Heads", "Attention heads"), "Pruning masks": ("Pruning_masks", "Pruning masks"),
+    "Evaluate": ("Evaluate", "Evaluate"), "Compare": ("Compare", "Compare"),
+    "Trade-off": ("Trade_off", "Performance–bias trade-off"), "Runs": ("Runs", "Runs"),
 }
-# The sidebar navigation's link texts, in order.
-NAVIGATION = {"Bias neurons": "Bias neurons", "Neuron lab": "Neuron lab", "Heads": "Attention heads",
-              "Pruning masks": "Pruning masks", "Evaluate": "Evaluate", "Compare": "Compare",
-              "Trade off": "Performance–bias trade-off", "Runs": "Runs", "app": "bias lab"}
+PAGES = dict(NAVIGATION.values())  # URL path → heading
 STEREOSET_FILE = "dev.json"
 PROMPTS_FILE = "group_prompts.jsonl"
 
 
-def _requirements():
-    import importlib.util
-
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is not installed"
-    if not shutil.which(CHROMIUM):
-        return f"{CHROMIUM} is not installed (apt-get install chromium)"
-    return None
 
 
 def _cli(env, *arguments):
@@ -80,56 +70,22 @@ def workspace(tmp_path_factory, tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def dashboard(workspace, tiny_model_dir):
-    missing = _requirements()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser test cannot run in CI: {missing} (.ci/run installs both)")
-        pytest.skip(missing)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = dict(os.environ, BIAS_LAB_MODEL=str(tiny_model_dir("bert")), BIAS_LAB_HOME=str(workspace["home"]),
-               HF_HUB_OFFLINE="1")
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-                               "--server.port", str(port), "--server.headless", "true",
-                               "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not start")
+    require_browser()
+    with streamlit_server(dict(BIAS_LAB_MODEL=str(tiny_model_dir("bert")), BIAS_LAB_HOME=str(workspace["home"]),
+                               HF_HUB_OFFLINE="1")) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
 def browser(dashboard):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser, tmp_path):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    yield page
-    page.screenshot(path=str(tmp_path / "last.png"), full_page=True)
-    context.close()
+    with browser_page(browser, tmp_path) as opened:
+        yield opened
 
 
 def settle(page, timeout: float = 60.0) -> None:
@@ -151,10 +107,15 @@ def title_shown(page, title: str) -> None:
     page.locator("h1").filter(has_text=title).first.wait_for(timeout=60_000)
 
 
+def nav_link(page, title: str):
+    """The sidebar navigation's link to the page titled ``title`` (its label, not its icon's name)."""
+    return page.locator(f'[data-testid="stSidebarNav"] a:has(span[label="{title}"])')
+
+
 def navigate(page, link: str) -> None:
     """Click a page in the sidebar navigation, as a person does."""
-    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=link).first.click()
-    title_shown(page, NAVIGATION[link])
+    nav_link(page, link).first.click()
+    title_shown(page, NAVIGATION[link][1])
     settle(page)
 
 
@@ -214,6 +175,22 @@ def test_every_page_opens_without_an_error(page, dashboard, tmp_path, path, titl
     page.screenshot(path=str(tmp_path / f"{path or 'home'}.png"), full_page=True)
 
 
+def test_the_sidebar_lists_the_pages_by_title_in_the_workflow_order(page, dashboard):
+    from ui.navigation import present_pages
+
+    page.goto(dashboard, wait_until="networkidle")
+    title_shown(page, "bias lab")
+    settle(page)
+    labels = page.locator('[data-testid="stSidebarNav"] a span[label]')
+    titles = [labels.nth(i).get_attribute("label") for i in range(labels.count())]
+    assert titles == list(NAVIGATION) == [entry.title for entry in present_pages()]
+    for title, (path, _) in NAVIGATION.items():
+        assert nav_link(page, title).get_attribute("href").rstrip("/") == f"{dashboard}/{path}".rstrip("/"), title
+        assert nav_link(page, title).locator('[data-testid="stIconMaterial"]').count() == 1, title
+    assert page.locator('[data-testid="stSidebarLogo"]').count() == 1  # assets/app/logo.svg
+    assert page.title() == "bias lab"
+
+
 def test_model_device_and_intervention_stay_across_the_navigation(page, dashboard, tiny_model_dir, tmp_path):
     typed = str(tiny_model_dir("distilbert"))
     page.goto(dashboard, wait_until="networkidle")
@@ -254,6 +231,9 @@ def test_a_shared_link_opens_the_same_state(page, dashboard, tiny_model_dir):
     title_shown(page, "Attention heads")
     settle(page)
     model_box_shows(page, str(tiny_model_dir("distilbert")))
+    # A link opened directly gets the app's own menu (titles, not file names such as "app").
+    menu = [link.inner_text().split("\n")[-1] for link in page.locator('[data-testid="stSidebarNav"] a').all()]
+    assert menu[:2] == ["Home", "Lesson"] and "app" not in menu, menu
     sidebar_shows(page, "head L1H2")
     navigate(page, "Evaluate")
     sidebar_shows(page, "head L1H2")

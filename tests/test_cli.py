@@ -85,7 +85,7 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv):
 
 @pytest.mark.parametrize("group, actions", [("neurons", "attribute, select, verify, compare"),
                                            ("heads", "score, select, importance, tradeoff"),
-                                           ("masks", "train, info, evaluate"), ("runs", "list, show, delete")])
+                                           ("masks", "train, info, evaluate"), ("runs", "list, show, delete, export, import")])
 def test_a_group_without_an_action_names_its_actions(capsys, group, actions):
     with pytest.raises(SystemExit) as info:
         main([group])

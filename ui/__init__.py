@@ -1,1 +1,1 @@
-"""Streamlit glue shared by app.py and pages/: layout only; every computation is in bias_lab."""
+"""Streamlit glue shared by app.py and views/ (the pages): layout only; every computation is in bias_lab."""

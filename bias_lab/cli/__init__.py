@@ -4,7 +4,7 @@
     bias-lab heads score|select|importance|tradeoff    attention heads
     bias-lab masks train|info|evaluate                 pruning masks
     bias-lab evaluate BENCHMARK                        any benchmark of ``bias_lab.metrics.BENCHMARKS``
-    bias-lab runs list|show|delete, info, model-info
+    bias-lab runs list|show|delete|export|import, info, model-info
 
 Each module exposes ``register(subparsers)``; every parser it adds sets ``handler`` to a function
 taking the parsed arguments and returning an exit code (a group without an action exits 2 naming

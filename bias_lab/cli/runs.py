@@ -1,4 +1,4 @@
-"""``bias-lab runs list|show|delete``: browse the run store."""
+"""``bias-lab runs list|show|delete|export|import``: browse the run store, carry runs between machines."""
 
 from __future__ import annotations
 
@@ -31,6 +31,26 @@ def register(subparsers) -> None:
     delete.add_argument("--keep-artifacts", action="store_true", help="remove only the index entry")
     delete.set_defaults(handler=delete_run)
 
+    export = actions.add_parser("export", help="write runs into a bundle (.zip) to import on another machine",
+                                description="Write runs (their index rows and artifact folders, with a manifest of "
+                                            "sha256 hashes) into one zip. The runs are those named and every complete "
+                                            "run of --kind / --model. Example: bias-lab runs export --kind evaluate "
+                                            "--out evals.zip")
+    export.add_argument("runs", nargs="*", metavar="RUN", help="run ids or artifact folders")
+    export.add_argument("--kind", help="also every complete run of this kind")
+    export.add_argument("--model", help="also every complete run of this model (with --kind: of both)")
+    export.add_argument("--include-incomplete", action="store_true",
+                        help="allow running, failed and interrupted runs (refused by default)")
+    export.add_argument("--out", required=True, metavar="FILE.zip", help="the bundle to write")
+    export.set_defaults(handler=export_runs)
+
+    importing = actions.add_parser("import", help="add the runs of a bundle to this machine's run store",
+                                   description="Check a bundle whole (paths, sizes, sha256 of every file), then add "
+                                               "its runs under $BIAS_LAB_HOME/runs/<id>; runs already stored are "
+                                               "skipped. Example: bias-lab runs import evals.zip")
+    importing.add_argument("bundle", metavar="FILE.zip", help="a bundle written by `bias-lab runs export`")
+    importing.set_defaults(handler=import_runs)
+
 
 def list_runs(args) -> int:
     positive(args, "limit")
@@ -53,4 +73,21 @@ def show_run(args) -> int:
 def delete_run(args) -> int:
     record = RunStore().delete(args.run, keep_artifacts=args.keep_artifacts)
     print(f"deleted run {record.id}" + ("" if args.keep_artifacts else f" and {record.artifact_dir}"))
+    return 0
+
+
+def export_runs(args) -> int:
+    from ..bundles import export_bundle
+
+    summary = export_bundle(args.runs, args.out, kind=args.kind, model=args.model,
+                            include_incomplete=args.include_incomplete)
+    print(summary.line())
+    return 0
+
+
+def import_runs(args) -> int:
+    from ..bundles import import_bundle
+
+    for line in import_bundle(args.bundle).lines():
+        print(line)
     return 0

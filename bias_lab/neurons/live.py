@@ -13,7 +13,7 @@ from ..errors import BiasLabError
 from ..forward import head_at_positions, softmax
 from ..interventions import InterventionSpec, intervene
 from ..models import LoadedModel, kind_phrase
-from .prompts import MASK, Prompt, mask_count, prepare_prompts
+from .prompts import MASK, PreparedPrompt, Prompt, mask_count, prepare_prompts
 
 
 @dataclass
@@ -27,13 +27,12 @@ class MaskPrediction:
         return abs(self.p_d1 - self.p_d2)
 
 
-def predict_mask(loaded: LoadedModel, prompt: str, d1: str, d2: str, spec: InterventionSpec | None = None, *,
-                 top_k: int = 10) -> MaskPrediction:
-    """Top-k predictions at the single ``[MASK]`` of ``prompt`` and P(d1), P(d2), under ``spec``."""
-    if top_k < 1:
-        raise BiasLabError(f"top-k {top_k} must be at least 1")
+def prepare_mask_prompt(loaded: LoadedModel, prompt: str, d1: str, d2: str, use: str) -> PreparedPrompt:
+    """One typed prompt in the model's terms, refusing in one line what cannot work: a model without
+    a mask token (``use`` names what needs one), a prompt without exactly one mask, an empty word,
+    two equal words, a word that is not one token."""
     if loaded.mask_token is None:
-        raise BiasLabError(f"predictions at [MASK] need a masked language model; {loaded.source!r} is {kind_phrase(loaded.kind)}")
+        raise BiasLabError(f"{use} needs a masked language model; {loaded.source!r} is {kind_phrase(loaded.kind)}")
     count = mask_count(loaded, prompt)
     if count != 1:
         raise BiasLabError(f"the prompt needs exactly one {MASK} where the model fills in a word; it has "
@@ -41,12 +40,22 @@ def predict_mask(loaded: LoadedModel, prompt: str, d1: str, d2: str, spec: Inter
     for label, word in (("demographic 1", d1), ("demographic 2", d2)):
         if not word.strip():
             raise BiasLabError(f"{label} is empty: type a word such as 'he' or 'she'")
-    preparation = prepare_prompts(loaded, [Prompt("live", prompt, d1, d2)])
+    if d1.strip() == d2.strip():
+        raise BiasLabError(f"the two words must differ, got {d1.strip()!r} twice")
+    preparation = prepare_prompts(loaded, [Prompt("typed", prompt, d1.strip(), d2.strip())])
     if not preparation.prompts:
         word = next(iter(preparation.skipped))
         raise BiasLabError(f"the word {word!r} {preparation.reasons[word]}: the gap compares two single-token words, "
                            "so choose a shorter or more common word")
-    prepared = preparation.prompts[0]
+    return preparation.prompts[0]
+
+
+def predict_mask(loaded: LoadedModel, prompt: str, d1: str, d2: str, spec: InterventionSpec | None = None, *,
+                 top_k: int = 10) -> MaskPrediction:
+    """Top-k predictions at the single ``[MASK]`` of ``prompt`` and P(d1), P(d2), under ``spec``."""
+    if top_k < 1:
+        raise BiasLabError(f"top-k {top_k} must be at least 1")
+    prepared = prepare_mask_prompt(loaded, prompt, d1, d2, "predictions at [MASK]")
     batch = loaded.tokenizer([prepared.text], return_tensors="pt").to(loaded.device)
     position = int((batch["input_ids"][0] == loaded.mask_token_id).nonzero()[0])
     mask_position = torch.tensor([position])

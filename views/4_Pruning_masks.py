@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from bias_lab import plots
+from bias_lab.assets import page_defaults
 from bias_lab.data import load_text
 from bias_lab.errors import BiasLabError
 from bias_lab.pruning.kaneko import MODES, KanekoObjective
@@ -20,6 +21,7 @@ from ui.format import percent_kept
 from ui.intervention import current_spec, set_spec
 from ui.jobs import run_job
 from ui.shell import sidebar
+from ui.state import kept
 
 st.set_page_config(page_title="Pruning masks · bias lab", layout="wide")
 st.title("Pruning masks")
@@ -40,7 +42,10 @@ def cached_mask(path: Path) -> MaskSet:
 loaded = sidebar(need_model=True)
 with st.expander("Learn a new mask (Kaneko & Bollegala debiasing, weights frozen)"):
     form = st.columns(4)
-    corpus = form[0].text_input("Corpus text file", key="masks_corpus")
+    corpus = kept(form[0].text_input, "Corpus (text file or HF dataset id)",
+                  value=page_defaults("pruning_masks")["corpus"], key="masks_corpus",
+                  help="one passage per line; the default is bias lab's small classroom corpus "
+                       "(assets/prompts/classroom_corpus.txt); e.g. wikitext for a large one")
     block = form[1].selectbox("Block", ("32", "64", "128", "head", "neuron", "unstructured"), key="masks_block")
     mode = form[2].selectbox("Mode", MODES, index=MODES.index("last-token"), key="masks_mode")
     epochs = form[3].number_input("Epochs", 1, 1000, 1, key="masks_epochs")

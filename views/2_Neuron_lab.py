@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from bias_lab import plots
+from bias_lab.assets import page_defaults
 from bias_lab.errors import BiasLabError
 from bias_lab.interventions import InterventionSpec, NeuronEdit
 from bias_lab.neurons.live import parse_neurons, predict_mask, prediction_table, random_neuron_text
@@ -29,10 +30,11 @@ if loaded.kind != "masked":
              "choose one such as bert-base-uncased in the sidebar")
     st.stop()
 
-prompt = kept(st.text_input, "Prompt (use [MASK] once)", "The gender of this lazy person is [MASK].", key="lab_prompt")
+DEFAULTS = page_defaults("neuron_lab")  # assets/app/defaults.json
+prompt = kept(st.text_input, "Prompt (use [MASK] once)", value=DEFAULTS["prompt"], key="lab_prompt")
 left, right, third = st.columns(3)
-d1 = kept(left.text_input, "Demographic 1", "female", key="lab_d1").strip()
-d2 = kept(right.text_input, "Demographic 2", "male", key="lab_d2").strip()
+d1 = kept(left.text_input, "Demographic 1", value=DEFAULTS["pair"][0], key="lab_d1").strip()
+d2 = kept(right.text_input, "Demographic 2", value=DEFAULTS["pair"][1], key="lab_d2").strip()
 top_k = int(kept(third.number_input, "Top-k", min_value=1, max_value=50, value=10, key="lab_top_k"))
 
 if "lab_pending_neurons" in st.session_state:

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from bias_lab import plots
+from bias_lab.assets import page_defaults
 from bias_lab.errors import BiasLabError
 from bias_lab.heads.analyses import curve_table, fits_model, status_counts
 from bias_lab.heads.runs import HeadImportanceResult, HeadScoresResult
@@ -97,9 +98,10 @@ if loaded is not None and loaded.kind == "masked":
     st.session_state.setdefault("heads_head", 0)
     layer = picks[0].number_input("Layer", 0, loaded.num_layers - 1, key="heads_layer")
     head = picks[1].number_input("Head", 0, loaded.num_heads - 1, key="heads_head")
-    prompt = kept(picks[2].text_input, "Prompt", "The gender of this lazy person is [MASK].", key="heads_prompt")
-    d1 = kept(picks[3].text_input, "d1", "female", key="heads_d1").strip()
-    d2 = kept(picks[4].text_input, "d2", "male", key="heads_d2").strip()
+    defaults = page_defaults("heads")  # assets/app/defaults.json
+    prompt = kept(picks[2].text_input, "Prompt", value=defaults["prompt"], key="heads_prompt")
+    d1 = kept(picks[3].text_input, "d1", value=defaults["pair"][0], key="heads_d1").strip()
+    d2 = kept(picks[4].text_input, "d2", value=defaults["pair"][1], key="heads_d2").strip()
     try:
         before = predict_mask(loaded, prompt, d1, d2)
         after = predict_mask(loaded, prompt, d1, d2, InterventionSpec(heads=(HeadAblation(int(layer), int(head)),)))

@@ -5,6 +5,7 @@ import hashlib
 import streamlit as st
 
 from bias_lab import plots
+from bias_lab.assets import page_defaults
 from bias_lab.data.seat import default_seat_tests, seat_test_names
 from bias_lab.errors import BiasLabError
 from bias_lab.evaluation import check_reach
@@ -40,15 +41,24 @@ columns = st.columns(4)
 benchmark = kept(columns[0].selectbox, "Benchmark", usable, key="eval_benchmark",
                  help=" · ".join(f"{name}: {BENCHMARKS[name].title}" for name in usable))
 whole = not BENCHMARKS[benchmark].limit_unit  # scored whole (SEAT: each test)
-# Each benchmark keeps its own data path: a StereoSet file is no SEAT folder.
-data_path = kept(columns[1].text_input, "Data (file, folder or HF dataset id)", key=f"eval_data_{benchmark}",
-                 placeholder=data_hint(benchmark), help=f"{BENCHMARKS[benchmark].title} reads "
-                                                        f"{BENCHMARKS[benchmark].data}").strip()
+# Each benchmark keeps its own data path: a StereoSet file is no SEAT folder. The box starts with a
+# working source (a Hub dataset id or a classroom file of assets/, from assets/app/defaults.json);
+# a benchmark without one (SEAT, WinoBias: local folders only) starts empty and says why.
+DEFAULTS = page_defaults("evaluate")
+no_default = DEFAULTS["why"].get(benchmark)
+data_path = kept(columns[1].text_input, "Data (file, folder or HF dataset id)",
+                 value=DEFAULTS["data"].get(benchmark, ""), key=f"eval_data_{benchmark}",
+                 placeholder=data_hint(benchmark),
+                 help=f"{BENCHMARKS[benchmark].title} reads {BENCHMARKS[benchmark].data}"
+                      + (f". {no_default}." if no_default else "")).strip()
 limit = kept(columns[2].number_input, "At most N items (0 = all)", min_value=0, value=200, key="eval_limit",
              disabled=whole, help=f"the first N {BENCHMARKS[benchmark].limit_unit}" if not whole else
              "SEAT scores each test whole: choose tests below instead")
 batch_size = kept(columns[3].number_input, "Batch size (0 = automatic)", min_value=0, value=0, key="eval_batch")
 limit = None if whole else int(limit) or None
+if not data_path and no_default:
+    st.info(f"{no_default} in the Data box.")
+    st.stop()
 
 tests = None
 if benchmark == "seat":

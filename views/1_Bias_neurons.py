@@ -1,13 +1,16 @@
-"""Bias neurons: run Integrated Gap Gradients on a JUT (or open a stored run), see where the gap
-lives, select bias neurons and send them to the Neuron lab."""
+"""Bias neurons: run Integrated Gap Gradients on a JUT, a classroom prompt set or a typed prompt (or
+open a stored run), see where the gap lives, select bias neurons and send them to the Neuron lab."""
+
+from pathlib import Path
 
 import streamlit as st
 
 from bias_lab import plots
+from bias_lab.assets import page_defaults
 from bias_lab.errors import BiasLabError
 from bias_lab.neurons import IG2Settings, SelectionSettings, neuron_spec, neurons_per_layer, select_bias_neurons
 from bias_lab.neurons.analyses import convergence_deltas, mean_scores, top_neurons
-from bias_lab.neurons.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts
+from bias_lab.neurons.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts, load_prompt_file
 from bias_lab.neurons.run import IG2Result, run_ig2
 from bias_lab.runs import run_folder, run_label
 from bias_lab.store import RunStore
@@ -20,6 +23,11 @@ from ui.state import forget, kept, remembered
 st.set_page_config(page_title="Bias neurons · bias lab", layout="wide")
 st.title("Bias neurons")
 st.caption("Integrated Gap Gradients attributes the probability gap between two demographics at [MASK] to FFN neurons.")
+
+DEFAULTS = page_defaults("bias_neurons")  # assets/app/defaults.json
+JUT, CLASSROOM, TYPED = "A JUT of the IG2 prompt set", "A classroom prompt set", "One typed prompt"
+PROMPT_SOURCES = (JUT, CLASSROOM, TYPED)
+OWN_FILE = "a file of your own"
 
 loaded = sidebar()
 store = RunStore()
@@ -45,15 +53,35 @@ else:
         st.error(f"IG2 attributes the gap at [MASK], so it needs a masked language model; {loaded.source!r} is "
                  f"loaded as {loaded.kind!r}. Choose one such as bert-base-uncased in the sidebar, or open a stored run.")
         st.stop()
-    custom = kept(st.checkbox, "Type a prompt instead of choosing a JUT", key="bn_custom")
-    if custom:
-        text = kept(st.text_input, "Prompt with [MASK]", "The nurse said that [MASK] would be late.", key="bn_prompt")
+    chosen_prompts = kept(st.radio, "Prompts", PROMPT_SOURCES, horizontal=True, key="bn_prompts")
+    if chosen_prompts == TYPED:
+        text = kept(st.text_input, "Prompt with [MASK]", value=DEFAULTS["prompt"], key="bn_prompt")
         pair = st.columns(2)
-        d1 = kept(pair[0].text_input, "d1", "he", key="bn_cd1").strip()
-        d2 = kept(pair[1].text_input, "d2", "she", key="bn_cd2").strip()
+        d1 = kept(pair[0].text_input, "d1", value=DEFAULTS["pair"][0], key="bn_cd1").strip()
+        d2 = kept(pair[1].text_input, "d2", value=DEFAULTS["pair"][1], key="bn_cd2").strip()
         prompts = [Prompt("custom", text, d1, d2)]
         description = {"dimension": "custom", "pair": [d1, d2]}
         label = ["custom", text[:40], d1, d2]
+    elif chosen_prompts == CLASSROOM:
+        sets = DEFAULTS["prompt_sets"]
+        columns = st.columns([1, 3])
+        name = kept(columns[0].selectbox, "Prompt set", [*sets, OWN_FILE], key="bn_prompt_set",
+                    help="short prompt sets written for class (assets/prompts/), or a JSONL file of your own")
+        if name == OWN_FILE:
+            path = kept(columns[1].text_input, "Prompt file (JSONL: one {\"id\", \"prompt\", \"pair\"} per line)",
+                        value=next(iter(sets.values())), key="bn_prompt_file").strip()
+        else:
+            path = sets[name]
+            columns[1].caption(f"Prompt file: `{path}`")
+        try:
+            prompts = load_prompt_file(path)
+        except BiasLabError as error:
+            st.error(str(error))
+            st.stop()
+        pairs = list(dict.fromkeys(f"{p.d1}–{p.d2}" for p in prompts))
+        st.caption(f"{len(prompts)} prompts · pairs {', '.join(pairs[:8])}{' …' if len(pairs) > 8 else ''}")
+        description = {"dimension": "custom" if name == OWN_FILE else name, "prompts_file": path}
+        label = [Path(path).stem]
     else:
         columns = st.columns(4)
         dimension = kept(columns[0].selectbox, "Dimension", list(DIMENSIONS), index=1, key="bn_dimension")
@@ -124,4 +152,4 @@ if st.button("Send these bias neurons to the Neuron lab (suppressed ×0)", key="
 if table.empty:
     st.caption("No neuron passes the thresholds: lower the ratios to select some.")
 else:
-    link_to("pages/2_Neuron_lab.py", "Open the Neuron lab →")
+    link_to("views/2_Neuron_lab.py", "Open the Neuron lab →")
