@@ -98,3 +98,11 @@ def test_every_page_opens_from_the_navigation(monkeypatch, tiny_model_dir):
         app.switch_page(entry.script).run()
         assert not app.exception, entry.title
         assert not app.error, (entry.title, app.error[0].value)
+
+
+def test_empty_trade_off_and_runs_pages_offer_the_lesson_runs():
+    for page in ("7_Trade_off.py", "8_Runs.py"):
+        app = AppTest.from_file(str(ROOT / "views" / page), default_timeout=60).run()
+        assert not app.exception
+        shown = " ".join(c.value for c in app.caption) + " ".join(str(m.value) for m in app.markdown)
+        assert "Create the lesson's example runs" in shown, page

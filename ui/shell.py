@@ -41,3 +41,14 @@ def link_to(page: str, label: str) -> None:
         st.page_link(page, label=label)
     except StreamlitAPIException:
         st.caption(f"{label}: choose it in the sidebar's page list")
+
+
+def offer_lesson_runs() -> None:
+    """On an empty store: the Lesson's example runs are one click away (its step 6 creates them)."""
+    from streamlit.errors import StreamlitAPIException
+
+    label = "Create the lesson's example runs (Lesson, step 6) →"
+    try:
+        st.page_link("views/0_Lesson.py", label=label, query_params={"step": "6"})
+    except StreamlitAPIException:
+        st.caption(f"{label}: open the Lesson in the sidebar's page list")

@@ -10,7 +10,7 @@ from bias_lab.evaluation.tradeoff import (default_metrics, metric_axes, metric_c
 from bias_lab.metrics import METRICS
 from bias_lab.store import RunStore
 from ui import downloads
-from ui.shell import sidebar
+from ui.shell import offer_lesson_runs, sidebar
 from ui.state import forget, kept, remembered
 
 st.set_page_config(page_title="Trade-off · bias lab", layout="wide")
@@ -27,6 +27,7 @@ if defaults is None:
     st.info("No evaluation pair with a performance and a bias number yet — StereoSet gives both (performance = "
             "100 − LMS, bias = |SS − 50|); or run a bias benchmark (toxicity, CrowS-Pairs …) and a performance one "
             "(perplexity, mlm-loss) with the same model and intervention. Run some on the Evaluate page.")
+    offer_lesson_runs()
     st.stop()
 biases, performances = metric_choices(values)
 for key, options in (("trade_bias", biases), ("trade_performance", performances)):

@@ -6,7 +6,7 @@ from bias_lab.bundles import bundle_bytes, import_bundle
 from bias_lab.errors import BiasLabError
 from bias_lab.runs import run_choices, run_kinds, runs_table
 from bias_lab.store import STATUSES, RunStore
-from ui.shell import sidebar
+from ui.shell import offer_lesson_runs, sidebar
 from ui.state import forget, kept, remembered, set_value
 
 st.set_page_config(page_title="Runs · bias lab", layout="wide")
@@ -28,6 +28,7 @@ frame = runs_table(store, status=None if status == "any" else status, kind=None 
 if frame.empty:
     st.info("No runs yet. Long computations started from the CLI or the other pages appear here; "
             "runs made on another machine can be imported below.")
+    offer_lesson_runs()
 else:
     st.dataframe(frame, hide_index=True, width="stretch")
     st.download_button("Download as CSV", frame.to_csv(index=False), "runs.csv", "text/csv", on_click="ignore")
