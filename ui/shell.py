@@ -52,3 +52,24 @@ def offer_lesson_runs() -> None:
         st.page_link("views/0_Lesson.py", label=label, query_params={"step": "6"})
     except StreamlitAPIException:
         st.caption(f"{label}: open the Lesson in the sidebar's page list")
+
+
+def choose_stored_run(result_class, label: str, key: str, empty_hint: str, store=None):
+    """A select box over the finished runs of one kind (newest first); returns the chosen run loaded
+    through its result class. With no such run, or one that cannot be read, the page says so and stops."""
+    from bias_lab.errors import BiasLabError
+    from bias_lab.runs import run_label
+
+    from .state import kept
+
+    runs = result_class.finished_runs(store)
+    if not runs:
+        st.info(empty_hint)
+        st.stop()
+    labels = {run_label(r, created=True): r for r in runs}
+    chosen = labels[kept(st.selectbox, label, list(labels), key=key)]
+    try:
+        return result_class.load(chosen.artifact_dir)
+    except BiasLabError as error:
+        st.error(str(error))
+        st.stop()

@@ -12,12 +12,12 @@ from bias_lab.neurons import IG2Settings, SelectionSettings, neuron_spec, neuron
 from bias_lab.neurons.analyses import convergence_deltas, mean_scores, top_neurons
 from bias_lab.neurons.prompts import DIMENSIONS, MODIFIER_TYPES, Prompt, ig2_prompts, load_prompt_file
 from bias_lab.neurons.run import IG2Result, run_ig2
-from bias_lab.runs import run_folder, run_label
+from bias_lab.runs import run_folder
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.intervention import apply_spec
 from ui.jobs import run_job
-from ui.shell import link_to, sidebar
+from ui.shell import choose_stored_run, link_to, sidebar
 from ui.state import forget, kept, remembered
 
 st.set_page_config(page_title="Bias neurons · bias lab", layout="wide")
@@ -34,18 +34,8 @@ store = RunStore()
 source = kept(st.radio, "Attributions", ("Open a stored run", "Run IG2 now"), horizontal=True, key="bn_source")
 result = None
 if source == "Open a stored run":
-    runs = IG2Result.finished_runs(store)
-    if not runs:
-        st.info("No finished IG2 run yet: choose “Run IG2 now”, or run `bias-lab neurons attribute …` from the "
-                "command line.")
-        st.stop()
-    labels = {run_label(r, created=True): r for r in runs}
-    chosen = labels[kept(st.selectbox, "Run", list(labels), key="bn_run")]
-    try:
-        result = IG2Result.load(chosen.artifact_dir)
-    except BiasLabError as error:
-        st.error(str(error))
-        st.stop()
+    result = choose_stored_run(IG2Result, "Run", "bn_run", "No finished IG2 run yet: choose “Run IG2 now”, or run "
+                               "`bias-lab neurons attribute …` from the command line.", store)
 else:
     if loaded is None:
         st.stop()

@@ -16,7 +16,7 @@ from ui import downloads
 from ui.format import metric_with_change
 from ui.grid_click import clickable_cells, clicked_head
 from ui.intervention import apply_spec, current_spec
-from ui.shell import sidebar
+from ui.shell import choose_stored_run, sidebar
 from ui.state import kept
 
 st.set_page_config(page_title="Heads · bias lab", layout="wide")
@@ -26,18 +26,9 @@ st.caption("What each head does to performance and to bias when it is removed; F
 
 loaded = sidebar()
 store = RunStore()
-runs = HeadScoresResult.finished_runs(store)
-if not runs:
-    st.info("No head-scoring run yet: run `bias-lab heads score --model M --perf mlm-loss --perf-data TEXT "
-            "--bias ig2-gap --bias-data PROMPTS.jsonl --out DIR`, then come back.")
-    st.stop()
-labels = {run_label(r, created=True): r for r in runs}
-record = labels[kept(st.selectbox, "Head-scoring run", list(labels), key="heads_run")]
-try:
-    scores = HeadScoresResult.load(record.artifact_dir)
-except BiasLabError as error:
-    st.error(str(error))
-    st.stop()
+scores = choose_stored_run(HeadScoresResult, "Head-scoring run", "heads_run",
+                           "No head-scoring run yet: run `bias-lab heads score --model M --perf mlm-loss --perf-data "
+                           "TEXT --bias ig2-gap --bias-data PROMPTS.jsonl --out DIR`, then come back.", store)
 table, has_bias, has_perf = scores.table, scores.has_bias, scores.has_perf
 # Axes and colour bars name the metrics as the metric table does (e.g. 'toxicity gap Σ|axis − group|').
 perf_name = plots.axis_name(scores.config.get("perf"), "performance")
