@@ -23,4 +23,6 @@ run heads heads_bench.py --texts 64
 run eval eval_bench.py --examples 2106
 run prune prune_bench.py --steps 20 --batch 32 --tokens 128
 run generation generation_bench.py --prompts 256 --baseline-prompts 64 --scan-prompts 64
+run distill distill_bench.py --steps 10 --batch 16 --tokens 128
+run glue glue_bench.py --steps 6 --batch 32 --tokens 128 --repeats 2
 if ((${#failed[@]})); then echo "FAILED: ${failed[*]}"; exit 1; fi

@@ -84,6 +84,11 @@ class Family:
     # Rows of the position table the model never uses for tokens (RoBERTa reserves two, counting
     # from the padding index).
     position_offset: int = 0
+    # The config field holding the FFN width (a narrower distilled student sets it).
+    ffn_width_key: str = "intermediate_size"
+    # Rewrites config fields that describe the layers in a compact form, after a layer subset has
+    # been taken of the per-layer lists (GPT-Neo's attention_types); None when there are none.
+    layer_config_fix: Callable[[Any, Sequence[int]], None] | None = None
     tiny: TinyRecipe | None = None
 
     def __post_init__(self):
@@ -170,6 +175,12 @@ def _modernbert_tiny(size: TinySizes, tokenizer) -> dict:
                 eos_token_id=tokenizer.sep_token_id)
 
 
+def _gpt_neo_layer_config(config, layers: Sequence[int]) -> None:
+    # attention_layers (already subset) is expanded from attention_types when a config is built, so
+    # the compact form must say the same: each kept layer's type once.
+    config.attention_types = [[list(config.attention_layers), 1]]
+
+
 # --- the table --------------------------------------------------------------------------------------
 
 _BUILT_IN: tuple[Family, ...] = (
@@ -189,20 +200,20 @@ _BUILT_IN: tuple[Family, ...] = (
            tiny=TinyRecipe(tokenizer="roberta-bpe", config_class="RobertaConfig", config=_roberta_tiny,
                            model_classes={"masked": "RobertaForMaskedLM", "encoder": "RobertaModel"})),
     Family(name="distilbert", model_types=("distilbert",), causal=False,
-           layers="transformer.layer", ffn_out="ffn.lin2", ffn_in=("ffn.lin1",),
+           layers="transformer.layer", ffn_out="ffn.lin2", ffn_in=("ffn.lin1",), ffn_width_key="hidden_dim",
            attn_out="attention.out_lin", query="attention.q_lin", key="attention.k_lin", value="attention.v_lin",
            tiny=TinyRecipe(tokenizer="wordpiece", config_class="DistilBertConfig", config=_distilbert_tiny,
                            model_classes={"masked": "DistilBertForMaskedLM", "encoder": "DistilBertModel"})),
     Family(name="gpt2", model_types=("gpt2",), causal=True,
            layers="h", ffn_out="mlp.c_proj", ffn_in=("mlp.c_fc",),
            attn_out="attn.c_proj", query="attn.c_attn", key="attn.c_attn", value="attn.c_attn",
-           qkv_layout="stacked", weight_layout="in_out",
+           qkv_layout="stacked", weight_layout="in_out", ffn_width_key="n_inner",
            tiny=TinyRecipe(tokenizer="gpt2-bpe", config_class="GPT2Config", config=_gpt2_tiny,
                            model_classes={"causal": "GPT2LMHeadModel", "encoder": "GPT2Model"})),
     Family(name="gpt-neo", model_types=("gpt_neo",), causal=True,
            layers="h", ffn_out="mlp.c_proj", ffn_in=("mlp.c_fc",),
            attn_out="attn.attention.out_proj", query="attn.attention.q_proj",
-           key="attn.attention.k_proj", value="attn.attention.v_proj",
+           key="attn.attention.k_proj", value="attn.attention.v_proj", layer_config_fix=_gpt_neo_layer_config,
            tiny=TinyRecipe(tokenizer="gpt2-bpe", config_class="GPTNeoConfig", config=_gpt_neo_tiny,
                            model_classes={"causal": "GPTNeoForCausalLM", "encoder": "GPTNeoModel"})),
     Family(name="llama", model_types=("llama", "mistral", "qwen2", "qwen3"), causal=True,

@@ -5,9 +5,17 @@ loads them, the function that scores a model on them (a summary dict and a per-i
 model kinds can run it, and the numbers of its own a run list shows (SS, LMS, ICAT …).
 
 A **metric** reduces one benchmark's summary to one number with a role: ``bias`` (0 = unbiased)
-or ``performance`` (lower is better). Stored evaluations' headline numbers, the performance and bias
-functions of head scoring and iterative pruning, the mask report's columns, the Trade-off axes,
-the CLI's choices and the app's select boxes are all read from these two tables.
+or ``performance`` (lower is better unless the metric says ``better="higher"``). Stored evaluations'
+headline numbers, the performance and bias functions of head scoring and iterative pruning, the mask
+report's columns, the Trade-off axes, the CLI's choices and the app's select boxes are all read from
+these two tables.
+
+A **run metric** (``RUN_METRICS``) is a number that no single evaluation of the model as loaded
+gives: another kind of run computes it (the GLUE average: ``bias-lab glue`` fine-tunes the model on
+each task under a mask). It has ``run_kind`` set and ``head_scoring=False``: the Trade-off page plots
+it against bias, ``masks evaluate`` adds it to its report, and head scoring, iterative pruning and
+``evaluate`` refuse it by name (:func:`metric`) — ablating one head and fine-tuning the model again
+per head would make no sense.
 
 Adding a metric is a data loader (if it reads new data), one evaluation function
 ``(loaded, data, **options) -> (summary, items)`` and one entry in each table below.
@@ -87,21 +95,29 @@ class Benchmark:
 @dataclass(frozen=True, kw_only=True)
 class Metric:
     name: str
-    role: str                        # 'bias' (0 = unbiased) or 'performance' (lower is better)
-    benchmark: str
-    reduce: Callable[[dict], float]  # the benchmark's summary → the one number
+    role: str                        # 'bias' (0 = unbiased) or 'performance' (see ``better``)
+    benchmark: str                   # the benchmark whose summary it reduces ('' for a run metric)
+    reduce: Callable[[dict], float]  # the benchmark's (or the run's) summary → the one number
     axis: str                        # how a plot axis names the number, e.g. '|SS − 50|'
     units: str
     description: str
     data_hint: str = ""              # the data to give when a command needs it named, '' = a default exists
+    better: str = "lower"            # performance: whether 'lower' or 'higher' numbers are better
+    run_kind: str = "evaluate"       # the kind of stored run that gives the number
+    head_scoring: bool = True        # whether head scoring (one evaluation per ablated head) can compute it
+    model_kinds: tuple[str, ...] = ()  # a run metric's model kinds (a benchmark metric's are its benchmark's)
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return BENCHMARKS[self.benchmark].kinds
+        return BENCHMARKS[self.benchmark].kinds if self.benchmark in BENCHMARKS else self.model_kinds
 
     @property
     def direction(self) -> str:
-        return "0 = unbiased" if self.role == "bias" else "lower is better"
+        return "0 = unbiased" if self.role == "bias" else f"{self.better} is better"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.role == "performance" and self.better == "higher"
 
     def value(self, summary: dict) -> float:
         return float(self.reduce(summary))
@@ -218,6 +234,22 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 
 
+# Metrics that runs of another kind compute (see the module's docstring); never in METRICS, so the
+# choices of evaluate, head scoring and the mask report's benchmark columns leave them out.
+RUN_METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric(name="glue-average", role="performance", benchmark="", reduce=lambda s: s["average"],
+           axis="GLUE average", units="points (0–100)", better="higher", run_kind="glue", head_scoring=False,
+           model_kinds=("masked", "encoder", "classifier"),
+           description="the mean dev-set score over the GLUE tasks after fine-tuning the model under the mask "
+                       "(`bias-lab glue`; WNLI left out unless asked)"),
+)}
+
+
+def all_metrics() -> dict[str, Metric]:
+    """Every metric: the benchmark metrics, then the run metrics (the Trade-off page's choices)."""
+    return {**METRICS, **RUN_METRICS}
+
+
 def metric_names(role: str | None = None, *, kind: str | None = None) -> tuple[str, ...]:
     """The metrics of a role (all roles when None), those a model ``kind`` can compute if given."""
     return tuple(name for name, metric in METRICS.items()
@@ -236,6 +268,13 @@ def benchmark(name: str) -> Benchmark:
 
 
 def metric(name: str, role: str | None = None) -> Metric:
+    """A metric that one evaluation of the model computes (what head scoring and iterative pruning
+    score); a run metric is refused, saying where it comes from."""
+    run_metric = RUN_METRICS.get(name)
+    if run_metric is not None and (role is None or run_metric.role == role):
+        raise BiasLabError(f"metric {name} cannot be scored here: it comes from `bias-lab {run_metric.run_kind}` runs "
+                           "(fine-tuning the model), not from one evaluation of the model as loaded, so head scoring "
+                           f"and evaluate cannot use it; use one of {', '.join(metric_names(role))}")
     found = METRICS.get(name)
     if found is None or (role is not None and found.role != role):
         raise BiasLabError(f"unknown {role + ' ' if role else ''}metric {name!r}: use one of "

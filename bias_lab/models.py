@@ -20,6 +20,8 @@ from .families import FamilyAdapter, adapter_for, family_for_model_type
 
 DEFAULT_MODEL = "bert-base-uncased"
 MODEL_ENV_VAR = "BIAS_LAB_MODEL"
+# The subfolder in which a run that trains a whole model (distillation, debiasing) saves it.
+RUN_MODEL_FOLDER = "model"
 KINDS = ("auto", "masked", "causal", "encoder", "classifier")
 # How messages name a model kind, article included ("an encoder", never "a encoder").
 KIND_NAMES = {"masked": "a masked LM", "causal": "a causal LM", "encoder": "an encoder without an LM head",
@@ -160,6 +162,8 @@ def _resolve_source(source: str) -> tuple[str, bool]:
         raise ModelLoadError("no model given: pass a Hugging Face hub id (e.g. bert-base-uncased) or a local folder")
     expanded = Path(os.path.expanduser(source))
     if expanded.is_dir():
+        if not (expanded / "config.json").is_file() and (expanded / RUN_MODEL_FOLDER / "config.json").is_file():
+            expanded = expanded / RUN_MODEL_FOLDER  # a run that trained a model (distill, debias) keeps it here
         if not (expanded / "config.json").is_file():
             raise ModelLoadError(
                 f"folder {source!r} has no config.json: give a model folder saved with save_pretrained"

@@ -144,9 +144,10 @@ def density_bars(tables: dict[str, pd.DataFrame], title: str = "Weights kept per
     return figure
 
 
-def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Points not dominated by another with lower-or-equal x and y (both minimised)."""
-    ordered = points.sort_values([x, y])
+def pareto_front(points: pd.DataFrame, x: str, y: str, *, maximise_x: bool = False) -> pd.DataFrame:
+    """Points not dominated by another with lower-or-equal x and y (both minimised; with
+    ``maximise_x``, x is maximised — a performance where higher is better, e.g. the GLUE average)."""
+    ordered = points.sort_values([x, y], ascending=[not maximise_x, True])
     front, best = [], np.inf
     for index, row in ordered.iterrows():
         if row[y] < best:
@@ -156,15 +157,16 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 
 def tradeoff_scatter(points: pd.DataFrame, x: str, y: str, color: str, hover: str,
-                     title: str = "Performance–bias trade-off", x_label: str = "", y_label: str = "") -> go.Figure:
+                     title: str = "Performance–bias trade-off", x_label: str = "", y_label: str = "", *,
+                     maximise_x: bool = False) -> go.Figure:
     """Points coloured by ``color``, and the Pareto front (lines and markers, so that a front of a
-    single point is drawn too)."""
+    single point is drawn too; ``maximise_x`` when higher x is better)."""
     figure = go.Figure()
     x_name, y_name = x_label or x, y_label or y
     for group, part in points.groupby(color):
         figure.add_scatter(x=part[x], y=part[y], mode="markers", name=str(group), text=part[hover],
                            hovertemplate="%{text}<br>" + x_name + " %{x:.3f}<br>" + y_name + " %{y:.3f}<extra></extra>")
-    front = pareto_front(points, x, y)
+    front = pareto_front(points, x, y, maximise_x=maximise_x)
     figure.add_scatter(x=front[x], y=front[y], mode="lines+markers", name="Pareto front", line={"dash": "dash"},
                        marker={"symbol": "circle-open", "size": 14, "line": {"width": 2}},
                        hovertemplate="Pareto front<br>" + x_name + " %{x:.3f}<br>" + y_name + " %{y:.3f}<extra></extra>")
@@ -230,13 +232,14 @@ def _point_label(row) -> str:
     return f"{row['run']} · {row['model']} · {row['data']}"
 
 
-def tradeoff_runs(points: pd.DataFrame, title: str, *, x_label: str, y_label: str) -> go.Figure:
+def tradeoff_runs(points: pd.DataFrame, title: str, *, x_label: str, y_label: str,
+                  maximise_x: bool = False) -> go.Figure:
     """:func:`tradeoff_scatter` of stored evaluations (``tradeoff_points``): performance vs bias by
     method; hovering a point names its run, model and data — a point made of two runs names both,
-    with the metric and the data of each."""
+    with the metric and the data of each. ``maximise_x`` for a performance where higher is better."""
     labels = [_point_label(row) for row in points.to_dict("records")]
     return tradeoff_scatter(points.assign(label=labels), "performance", "bias", "method", "label", title=title,
-                            x_label=x_label, y_label=y_label)
+                            x_label=x_label, y_label=y_label, maximise_x=maximise_x)
 
 
 def axis_name(metric: str | None, fallback: str) -> str:
@@ -273,3 +276,79 @@ def axis_gap_bars(gaps: pd.DataFrame, title: str = "Toxicity gap per axis, befor
     series = {str(model): dict(zip(part["axis"].astype(str), part["gap"].astype(float)))
               for model, part in gaps.groupby("model", sort=False)}
     return _before_after_bars(series, title, x_label, y_label or axis_name("toxicity-gap", "toxicity gap"))
+
+
+# --- Compressed models side by side (bias_lab.compression.compare: one row per model, a ``model`` label) ---
+
+
+def model_metric_bars(table: pd.DataFrame, column: str, title: str | None = None, *, x_label: str = "model",
+                      y_label: str | None = None) -> go.Figure:
+    """One bar per model: the value of ``column`` (a metric is named by its axis, e.g. '|SS − 50|')."""
+    y_label = y_label or axis_name(column, column)
+    figure = go.Figure(go.Bar(x=table["model"].astype(str).tolist(), y=table[column].tolist(),
+                              hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+    _layout(figure, title or f"{y_label} per model", x_label, y_label, 360)
+    return figure
+
+
+def _labelled_scatter(table: pd.DataFrame, x: str, y: str, title: str, x_label: str, y_label: str) -> go.Figure:
+    """One point per model, labelled with the model's name."""
+    figure = go.Figure(go.Scatter(x=table[x].tolist(), y=table[y].tolist(), mode="markers+text",
+                                  text=table["model"].astype(str).tolist(), textposition="top center",
+                                  marker={"size": 11},
+                                  hovertemplate="%{text}<br>" + x_label + " %{x:.4g}<br>" + y_label
+                                                + " %{y:.4g}<extra></extra>"))
+    _layout(figure, title, x_label, y_label, 420)
+    return figure
+
+
+def perplexity_vs_metric(table: pd.DataFrame, column: str, title: str | None = None, *, perplexity: str = "perplexity",
+                         x_label: str | None = None, y_label: str | None = None) -> go.Figure:
+    """Perplexity (x) against a bias or toxicity metric (y), each model a labelled point."""
+    x_label = x_label or axis_name(perplexity, perplexity)
+    y_label = y_label or axis_name(column, column)
+    return _labelled_scatter(table, perplexity, column, title or f"Perplexity against {y_label}", x_label, y_label)
+
+
+def parameters_vs_metric(table: pd.DataFrame, column: str, title: str | None = None, *,
+                         x_label: str = "parameters (count)", y_label: str | None = None) -> go.Figure:
+    """Parameter count (x) against a metric (y), each model a labelled point."""
+    y_label = y_label or axis_name(column, column)
+    return _labelled_scatter(table, "parameters", column, title or f"Parameters against {y_label}", x_label, y_label)
+
+
+def generation_length_bars(table: pd.DataFrame, column: str = "avg_generation_length",
+                           title: str = "Average generation length per model", *, x_label: str = "model",
+                           y_label: str = "average continuation length (tokens)") -> go.Figure:
+    """One bar per model: the mean length of its generated continuations."""
+    return model_metric_bars(table, column, title, x_label=x_label, y_label=y_label)
+
+
+def model_grouped_bars(table: pd.DataFrame, columns: dict[str, str], title: str, *, x_label: str = "model",
+                       y_label: str = "count") -> go.Figure:
+    """Several columns per model side by side (``columns``: column → its name in the legend), e.g.
+    the StereoSet choice counts."""
+    figure = go.Figure()
+    for column, name in columns.items():
+        figure.add_bar(x=table["model"].astype(str).tolist(), y=table[column].tolist(), name=name,
+                       hovertemplate="%{x}: %{y:.4g}<extra>%{fullData.name}</extra>")
+    _layout(figure, title, x_label, y_label, 380, barmode="group")
+    return figure
+
+
+# --- Classifier masks: challenge-set accuracy (bias_lab.finetune.challenge_run) ---
+
+
+def challenge_accuracy_bars(table: pd.DataFrame, title: str = "Challenge-set accuracy per mask", *,
+                            x_label: str = "set / split", y_label: str = "accuracy (0–1)") -> go.Figure:
+    """Accuracy of each set and split (grouped on the x axis), one bar per model or mask
+    (``accuracy_table``: set, split, one column per name, best)."""
+    figure = go.Figure()
+    names = [c for c in table.columns if c not in ("set", "split", "best")]
+    x = [table["set"].astype(str).tolist(), table["split"].astype(str).tolist()]
+    for name in names:
+        figure.add_bar(x=x, y=table[name].tolist(), name=str(name),
+                       hovertemplate="%{x}: %{y:.3f}<extra>%{fullData.name}</extra>")
+    _layout(figure, title, x_label, y_label, 400, barmode="group")
+    figure.update_yaxes(range=[0, 1])
+    return figure

@@ -48,8 +48,15 @@ def result_classes() -> dict[str, type[StoredResult]]:
     from .evaluation.record import EvaluationResult
     from .heads.runs import HeadImportanceResult, HeadScoresResult
     from .neurons.run import BiasNeuronSelection, IG2Result
+    from .compression.compare import ComparisonResult
+    from .compression.distill import DistillResult
     from .pruning.train import DebiasResult, MaskTrainingResult
+    from .sweeps.record import SweepResult
+    from .finetune.bias_model import BiasModelResult
+    from .finetune.challenge_run import ChallengeResult
+    from .finetune.glue_run import GlueResult
 
     classes = (IG2Result, BiasNeuronSelection, HeadScoresResult, HeadImportanceResult, MaskTrainingResult,
-               DebiasResult, EvaluationResult)
+               DebiasResult, EvaluationResult, DistillResult, ComparisonResult, SweepResult,
+               GlueResult, BiasModelResult, ChallengeResult)
     return {cls.KIND: cls for cls in classes}

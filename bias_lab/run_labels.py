@@ -92,8 +92,30 @@ def _debias(record) -> str:
                                                                    else "")
 
 
+def _distill(record) -> str:
+    config, summary = record.config, record.summary
+    layers = config.get("layers") or []
+    text = (f"{len(layers)}-layer student ({config.get('init', 'teacher')} init"
+            + (f", layers {','.join(map(str, layers))}" if config.get("init", "teacher") == "teacher" else "") + ")")
+    if "steps" in summary:
+        text += (f": {summary['steps']} steps, KL {_number(summary.get('kl_before'))} → {_number(summary.get('kl_after'))}, "
+                 f"{summary.get('size_ratio', 0):.0%} of the parameters")
+    return text
+
+
+def _sweep(record) -> str:
+    config, summary = record.config, record.summary
+    text = f"{config.get('kind', '?')} sweep"
+    if "units" in summary:
+        text += (f": {summary.get('jobs', '?')} jobs, {summary.get('done', 0)} of {summary['units']} units done"
+                 + (f", {summary['failed']} failed" if summary.get("failed") else "")
+                 + (f", {summary['retries']} retried" if summary.get("retries") else "")
+                 + (f" ({summary['backend']})" if summary.get("backend") else ""))
+    return text
+
+
 DESCRIBERS = {"ig2": _ig2, "evaluate": _evaluate, "heads": _heads, "head-importance": _importance, "prune": _prune,
-              "debias": _debias}
+              "debias": _debias, "distill": _distill, "sweep": _sweep}
 
 
 def describe(record, width: int = 90) -> str:

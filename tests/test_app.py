@@ -53,7 +53,7 @@ def test_runs_page_lists_stored_runs():
 
 
 WORKFLOW = ["Home", "Lesson", "Bias neurons", "Neuron lab", "Heads", "Pruning masks", "Evaluate", "Compare",
-            "Trade-off", "Runs"]
+            "Trade-off", "Compression", "Runs"]
 
 
 def test_the_sidebar_navigation_lists_the_pages_by_title_in_the_workflow_order(offline_hub):

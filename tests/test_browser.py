@@ -21,7 +21,8 @@ NAVIGATION = {
     "Bias neurons": ("Bias_neurons", "Bias neurons"), "Neuron lab": ("Neuron_lab", "Neuron lab"),
     "Heads": ("Heads", "Attention heads"), "Pruning masks": ("Pruning_masks", "Pruning masks"),
     "Evaluate": ("Evaluate", "Evaluate"), "Compare": ("Compare", "Compare"),
-    "Trade-off": ("Trade_off", "Performance–bias trade-off"), "Runs": ("Runs", "Runs"),
+    "Trade-off": ("Trade_off", "Performance–bias trade-off"), "Compression": ("Compression", "Compression"),
+    "Runs": ("Runs", "Runs"),
 }
 PAGES = dict(NAVIGATION.values())  # URL path → heading
 STEREOSET_FILE = "dev.json"

@@ -61,7 +61,8 @@ def _examples(folder):
 
 
 def test_every_kind_has_a_result_class():
-    assert set(result_classes()) == {"ig2", "bias-neurons", "heads", "head-importance", "prune", "debias", "evaluate"}
+    assert set(result_classes()) == {"ig2", "bias-neurons", "heads", "head-importance", "prune", "debias", "evaluate",
+                                     "compare-models", "distill", "sweep", "glue", "bias-model", "challenge"}
 
 
 @pytest.mark.parametrize("index", range(7))

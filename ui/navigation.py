@@ -27,6 +27,7 @@ PAGES: tuple[PageEntry, ...] = (
     PageEntry("views/5_Evaluate.py", "Evaluate", ":material/fact_check:", "Evaluate"),
     PageEntry("views/6_Compare.py", "Compare", ":material/compare_arrows:", "Compare"),
     PageEntry("views/7_Trade_off.py", "Trade-off", ":material/scatter_plot:", "Trade_off"),
+    PageEntry("views/9_Compression.py", "Compression", ":material/compress:", "Compression"),
     PageEntry("views/8_Runs.py", "Runs", ":material/history:", "Runs"),
 )
 

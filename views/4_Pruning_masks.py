@@ -10,6 +10,9 @@ from bias_lab import plots
 from bias_lab.assets import page_defaults
 from bias_lab.data import load_text
 from bias_lab.errors import BiasLabError
+from bias_lab.finetune.challenge_run import (ChallengeResult, accuracy_table, average_runs, best_per_set,
+                                             challenge_runs_for)
+from bias_lab.finetune.glue_run import glue_note, glue_table_for
 from bias_lab.pruning.kaneko import MODES, KanekoObjective
 from bias_lab.pruning.masks import MaskSet, densities, overall_density, surviving_heads
 from bias_lab.pruning.summary import head_status, mask_misfit, pruned_head_count, steps_to_prune, stored_masks
@@ -21,12 +24,13 @@ from ui.format import percent_kept
 from ui.intervention import current_spec, set_spec
 from ui.jobs import run_job
 from ui.shell import sidebar
-from ui.state import kept
+from ui.state import forget, kept, remembered
 
 st.set_page_config(page_title="Pruning masks · bias lab", layout="wide")
 st.title("Pruning masks")
 st.caption("Masks learned with frozen weights (`bias-lab masks train`): how much of each layer they keep, which "
-           "heads survive, and what the model does with them switched on.")
+           "heads survive, what the model does with them switched on — and, from stored runs, its GLUE scores "
+           "after fine-tuning under each mask and, for classifier masks, its challenge-set accuracy.")
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -148,10 +152,51 @@ for path in paths:
         st.error(f"mask file {path}: {error}")
 if not tables:
     st.stop()
-downloads.figure(plots.density_bars(tables), "mask_densities", "masks_density")
+# What each mask can still do, beside how much it keeps: GLUE after fine-tuning under the mask
+# (`bias-lab glue` runs that scored these mask files).
+glue_scores = glue_table_for(list(loaded_masks))
+density_column, glue_column = st.columns([3, 2]) if not glue_scores.empty else (st.container(), None)
+with density_column:
+    downloads.figure(plots.density_bars(tables), "mask_densities", "masks_density")
+if glue_column is not None:
+    with glue_column:
+        st.markdown("**GLUE dev score per task and average** (fine-tuned under each mask, points)")
+        downloads.table(glue_scores.round(2), "glue_per_mask", "masks_glue",
+                        column_config={"mask": None, "run": None})
+        st.caption(f"From GLUE runs {', '.join(dict.fromkeys(glue_scores['run']))}. " + glue_note(glue_scores))
+else:
+    st.caption("No GLUE scores for these masks yet: `bias-lab glue --model MODEL --mask MASK … --out RUN` fine-tunes "
+               "the model on each GLUE task under each mask; its scores then appear here and on the Trade-off page.")
 for name, table in tables.items():
     with st.expander(f"{name}: {overall_density(table):.1f} % of prunable weights kept"):
         downloads.table(table, f"densities_{name}", f"masks_table_{name}")
+
+if loaded.kind == "classifier":
+    # Classifier masks (masked debiasing): challenge-set accuracy of each mask, switched on or off.
+    found = challenge_runs_for(list(loaded_masks))
+    if not found:
+        st.caption("No challenge-set run for these masks yet: `bias-lab challenge --model CLASSIFIER --mask MASK … "
+                   "--out RUN` scores HANS, the MNLI negation subset, PAWS and FEVER-Symmetric with each mask.")
+    else:
+        st.subheader("Challenge sets")
+        labels = {f"{record.id} · {' '.join(record.config.get('sets', []))} · {len(record.config.get('masks', []))} "
+                  f"mask(s)": record for record in found}
+        if any(label not in labels for label in remembered("masks_challenge_runs") or []):
+            forget("masks_challenge_runs")  # a run deleted or from another store since
+        chosen_runs = kept(st.multiselect, "Challenge runs (several: averaged, e.g. one per seed)", list(labels),
+                           default=list(labels)[:1], key="masks_challenge_runs")
+        if chosen_runs:
+            results = [ChallengeResult.load(labels[label].artifact_dir) for label in chosen_runs]
+            table = results[0].table if len(results) == 1 else average_runs(results)
+            masks_on = kept(st.toggle, "Masks switched on", value=True, key="masks_challenge_on",
+                            help="off: every mask switched off again — the classifier's own accuracy, as it must be")
+            accuracies = accuracy_table(table, masks_on=masks_on)
+            downloads.table(accuracies.round(4), "challenge_accuracy", "masks_challenge")
+            downloads.figure(plots.challenge_accuracy_bars(accuracies), "challenge_accuracy", "masks_challenge_bars")
+            if masks_on:
+                best = best_per_set(table)
+                st.caption("Best per set: " + "; ".join(f"{row.set}: {row.best} ({row.accuracy:.3f})"
+                                                        for row in best.itertuples()))
 
 path = st.selectbox("Mask for the head grid and the live switch", list(loaded_masks), key="masks_selected")
 heads = surviving_heads(loaded, loaded_masks[path])

@@ -5,9 +5,10 @@ same model under the same intervention (e.g. toxicity and perplexity); hover nam
 import streamlit as st
 
 from bias_lab import plots
-from bias_lab.evaluation.tradeoff import (default_metrics, metric_axes, metric_choices, metric_label, metric_values,
-                                          tradeoff_datasets, tradeoff_points, tradeoff_selection)
-from bias_lab.metrics import METRICS
+from bias_lab.evaluation.tradeoff import (default_metrics, higher_is_better, metric_axes, metric_choices,
+                                          metric_direction, metric_label, metric_values, tradeoff_datasets,
+                                          tradeoff_points, tradeoff_selection)
+from bias_lab.metrics import all_metrics
 from bias_lab.store import RunStore
 from ui import downloads
 from ui.shell import offer_lesson_runs, sidebar
@@ -19,14 +20,19 @@ st.title("Performance–bias trade-off")
 st.caption("Each point is a model under one intervention: its bias number and its performance number from stored "
            "evaluations (Evaluate page or `bias-lab evaluate BENCHMARK`) — one run giving both (StereoSet), or a bias "
            "run (e.g. toxicity) and a performance run (e.g. perplexity) of the same model under the same "
-           "intervention. Lower is better on both axes. Only points computed on the same data are plotted together.")
+           "intervention; or a GLUE run (`bias-lab glue`: the GLUE average after fine-tuning under each mask) and a "
+           "bias run of the same model under the same mask. Bias: lower is better (0 = unbiased); performance: lower "
+           "is better, except the GLUE average (higher is better). Only points computed on the same data are plotted "
+           "together.")
+METRICS = all_metrics()
 
 values = metric_values(RunStore())
 defaults = default_metrics(values)
 if defaults is None:
     st.info("No evaluation pair with a performance and a bias number yet — StereoSet gives both (performance = "
             "100 − LMS, bias = |SS − 50|); or run a bias benchmark (toxicity, CrowS-Pairs …) and a performance one "
-            "(perplexity, mlm-loss) with the same model and intervention. Run some on the Evaluate page.")
+            "(perplexity, mlm-loss) with the same model and intervention. Run some on the Evaluate page, or pair a "
+            "GLUE run of masks (`bias-lab glue`) with bias evaluations under the same masks.")
     offer_lesson_runs()
     st.stop()
 biases, performances = metric_choices(values)
@@ -41,9 +47,10 @@ performance = kept(choices[1].selectbox, "Performance metric", performances, ind
                    help=" · ".join(f"{name}: {METRICS[name].description}" for name in performances))
 points = tradeoff_points(values=values, bias=bias, performance=performance)
 if points.empty:
+    where = (f"run {METRICS[performance].benchmark} on the Evaluate page" if METRICS[performance].benchmark
+             else f"run `bias-lab {METRICS[performance].run_kind}`")
     st.info(f"No stored {bias} run pairs with a {performance} run of the same model under the same intervention: "
-            f"run {METRICS[performance].benchmark} on the Evaluate page with the model and intervention of a "
-            f"{bias} run (or the other way round).")
+            f"{where} with the model and intervention of a {bias} run (or the other way round).")
     st.stop()
 datasets = tradeoff_datasets(points)
 if remembered("trade_data") not in datasets:
@@ -57,6 +64,8 @@ if len(datasets) > 1:
                "choose it above.")
 performance_name, bias_name = metric_axes(bias, performance)
 figure = plots.tradeoff_runs(chosen, f"{performance_name} vs {bias_name}",
-                             x_label=f"{performance_name} (lower is better)", y_label=f"{bias_name} (0 = unbiased)")
+                             x_label=f"{performance_name} ({metric_direction(performance)})",
+                             y_label=f"{bias_name} ({metric_direction(bias)})",
+                             maximise_x=higher_is_better(performance))
 downloads.figure(figure, "tradeoff", "trade_scatter")
 downloads.table(chosen, "tradeoff_points", "trade_table")

@@ -6,6 +6,7 @@ from bias_lab.bundles import bundle_bytes, import_bundle
 from bias_lab.errors import BiasLabError
 from bias_lab.runs import run_choices, run_kinds, runs_table
 from bias_lab.store import STATUSES, RunStore
+from bias_lab.sweeps.status import STATES, sweep_status
 from ui.shell import offer_lesson_runs, sidebar
 from ui.state import forget, kept, remembered, set_value
 
@@ -38,6 +39,34 @@ else:
     chosen = kept(st.selectbox, "Show run", frame["id"].tolist(), key="runs_show", format_func=labels.get)
     if chosen:
         st.json(store.get(chosen).to_dict())
+
+sweeps = [record.id for record in store.list(kind="sweep")]
+if sweeps:
+    st.header("Sweeps")
+    st.caption("A sweep (`bias-lab sweep SWEEP.yaml`) runs a grid of jobs, each an ordinary run listed above, split "
+               "into units; here are its units done, running and failed (`bias-lab sweep status RUN` shows the same).")
+    if remembered("runs_sweep") not in sweeps:
+        forget("runs_sweep")
+    sweep_labels = run_choices(store, sweeps)
+    chosen_sweep = kept(st.selectbox, "Sweep", sweeps, key="runs_sweep", format_func=sweep_labels.get)
+
+    def show_sweep(refresh: float | None) -> None:
+        status = sweep_status(chosen_sweep, store)
+        if status.refresh_s != refresh:  # it started or stopped running: redraw with(out) the timer
+            st.rerun()
+        counts = status.counts
+        for column, state in zip(st.columns(len(STATES)), STATES):
+            column.metric(state.capitalize(), counts[state])
+        st.progress(status.fraction_done, text=status.line())
+        if refresh:
+            st.caption(f"Refreshing every {refresh:g} s while the sweep runs (last update {status.updated_at}).")
+        for state in ("running", "failed"):
+            if counts[state]:
+                st.subheader(f"{state.capitalize()} units")
+                st.dataframe(status.view(state), hide_index=True, width="stretch")
+
+    refresh_s = sweep_status(chosen_sweep, store).refresh_s
+    st.fragment(show_sweep, run_every=refresh_s)(refresh_s)
 
 st.header("Bundles")
 st.caption("A bundle (.zip) carries runs — their rows and folders, with a sha256 of every file — to another "

@@ -4,6 +4,9 @@
     bias-lab heads score|select|importance|tradeoff    attention heads
     bias-lab masks train|info|evaluate                 pruning masks
     bias-lab evaluate BENCHMARK                        any benchmark of ``bias_lab.metrics.BENCHMARKS``
+    bias-lab distill, compare-models                   compression: distil a student, compare models
+    bias-lab sweep SWEEP.yaml | status RUN             a grid of runs, here or on a Ray cluster
+    bias-lab glue, bias-model, challenge               masks' performance: GLUE, the bias model, challenge sets
     bias-lab runs list|show|delete|export|import, info, model-info
 
 Each module exposes ``register(subparsers)``; every parser it adds sets ``handler`` to a function
@@ -23,8 +26,12 @@ import traceback
 
 from ..errors import BiasLabError, Cancelled
 from . import evaluate, heads, info, masks, model_info, neurons, runs
+from . import compare_models, distill
+from . import sweep
+from . import bias_model, challenge, glue
 
-SUBCOMMANDS = (neurons, heads, masks, evaluate, runs, info, model_info)
+SUBCOMMANDS = (neurons, heads, masks, evaluate, distill, compare_models, sweep, glue, bias_model, challenge, runs, info,
+               model_info)
 
 # Run-config keys stored under another name than the flag that sets them (the app stores the same
 # keys, so the CLI and the app resume each other's runs).

@@ -71,6 +71,8 @@ def register(subparsers) -> None:
                           help=f"{entry.title}: {entry.data}".replace("%", "%%"))
     report.add_argument("--tests", nargs="+", help="SEAT tests to run (default: sent-weat6/7/8)")
     report.add_argument("--limit", type=int, help="the first N items of each benchmark's data (not SEAT)")
+    report.add_argument("--glue-run", metavar="RUN", help="a `bias-lab glue` run of these masks: adds each mask's GLUE "
+                                                          "average (glue-average) and task scores (glue:<task>)")
     report.add_argument("--out", type=Path, required=True, metavar="FILE", help="table (.csv or .parquet)")
     report.set_defaults(handler=evaluate_command)
 
@@ -188,8 +190,17 @@ def evaluate_command(args) -> int:
     data = {name: load_benchmark_data(name, source, tests=args.tests or list(SEAT_TESTS),
                                       limit=args.limit if BENCHMARKS[name].limit_unit else None)
             for name, source in sources.items()}
+    glue = None
+    if args.glue_run:  # read before the masks are evaluated: a wrong run fails at once
+        from ..finetune.glue_run import GlueResult
+
+        glue = GlueResult.load(run_folder(args.glue_run))
     with TqdmProgress("masks") as bar:
         table = evaluate_masks(loaded, [None, *paths], data, progress=bar)
+    if glue is not None:
+        from ..finetune.glue_run import glue_columns
+
+        table = glue_columns(table, glue)
     write_table(table, args.out)
     print(table.to_string(index=False))
     print(f"→ {args.out}")

@@ -15,7 +15,9 @@ def register(subparsers) -> None:
 
     listing = actions.add_parser("list", help="list runs, newest first")
     listing.add_argument("--kind", help="only runs of this kind: ig2 (neurons attribute), heads (heads score), "
-                                              "head-importance, prune (masks train), debias, evaluate")
+                                              "head-importance, prune (masks train), debias, evaluate, "
+                                              "distill, compare-models, sweep (bias-lab sweep), glue, "
+                                              "bias-model, challenge")
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--model", help="only runs of this model")
     listing.add_argument("--limit", type=int, help="at most this many runs")

@@ -8,16 +8,21 @@ model under the same intervention (toxicity with perplexity, CrowS-Pairs with ml
 both metrics come from the same benchmark, one run gives both itself. A point's data is the data
 of both runs ('bias data | performance data'; one label when one run gives both), and only points
 on the same data are comparable. Where several runs would make the same point (the same model,
-intervention and data of each), the newest runs make it."""
+intervention and data of each), the newest runs make it.
+
+Run metrics of the table (``RUN_METRICS``) join as performance numbers too: each mask of a finished
+GLUE run (``bias-lab glue``) gives its GLUE average (higher is better) for the model under that mask,
+paired with bias runs of the same model under the same mask file."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 
 from ..interventions import InterventionSpec
-from ..metrics import METRICS, ROLES, metric_of
+from ..metrics import METRICS, ROLES, RUN_METRICS, all_metrics, metric_of
 from ..store import RunStore
 from .generations import generates_text
 from .record import EvaluationResult, data_label
@@ -25,6 +30,13 @@ from .record import EvaluationResult, data_label
 POINT_COLUMNS = ["run", "model", "benchmark", "method", "data", "items", "bias", "performance", "bias_metric",
                  "performance_metric", "bias_run", "performance_run", "bias_data", "performance_data"]
 VALUE_COLUMNS = ["run", "model", "benchmark", "method", "intervention", "data", "items", "metric", "role", "value"]
+
+
+def _mask_key(path: str) -> str:
+    """A mask file as compared between runs: its absolute path when it exists (a spec may name it
+    relative to where the command ran), else as stored."""
+    found = Path(path).expanduser()
+    return str(found.resolve()) if found.exists() else path
 
 
 def intervention_key(spec: dict | None) -> str:
@@ -35,7 +47,12 @@ def intervention_key(spec: dict | None) -> str:
         parsed = InterventionSpec.from_dict(spec)
     except Exception:  # an old or foreign spec: compared as stored
         return json.dumps(spec, sort_keys=True)
-    return "" if parsed.is_empty else json.dumps(parsed.to_dict(), sort_keys=True)
+    if parsed.is_empty:
+        return ""
+    data = parsed.to_dict()
+    if data.get("mask"):
+        data["mask"] = _mask_key(data["mask"])
+    return json.dumps(data, sort_keys=True)
 
 
 def run_data_label(config: dict) -> str:
@@ -61,10 +78,45 @@ def run_data_label(config: dict) -> str:
     return f"{label} · {', '.join(parts)}"
 
 
+def glue_data_label(config: dict) -> str:
+    """What a GLUE average was computed on: the tasks (dev splits), the data and the fine-tuning
+    settings — averages of other tasks or another fine-tuning are not comparable."""
+    tasks = ", ".join(config.get("tasks") or [])
+    parts = [f"GLUE {tasks} (dev)", str(config["data"]) if config.get("data") else "nyu-mll/glue"]
+    limits = [f"first {config[key]} {what}" for key, what in (("train_limit", "train"), ("eval_limit", "dev"))
+              if config.get(key)]
+    settings = (f"{config.get('epochs')} epochs, lr {config.get('lr')}, batch {config.get('batch_size')}, "
+                f"seed {config.get('seed')}" + (", scores trained" if config.get("train_scores") else ""))
+    return " · ".join([*parts, *limits, settings])
+
+
+def glue_values(store: RunStore | None = None) -> list[dict]:
+    """The ``glue-average`` rows of :func:`metric_values`: one per mask of each finished GLUE run."""
+    from ..finetune.glue_run import GlueResult
+    from ..finetune.names import UNMASKED
+
+    found = RUN_METRICS["glue-average"]
+    rows = []
+    for record in GlueResult.finished_runs(store):
+        for entry in record.summary.get("averages", []):
+            mask = entry.get("mask")
+            unmasked = mask in (None, UNMASKED)
+            value = entry.get("average")
+            if value is None or value != value:  # NaN: no task was averaged
+                continue
+            rows.append({"run": record.id, "model": record.model, "benchmark": "glue",
+                         "method": "original" if unmasked else "mask",
+                         "intervention": "" if unmasked else intervention_key({"mask": mask}),
+                         "data": glue_data_label(record.config), "items": None, "metric": found.name,
+                         "role": found.role, "value": float(value)})
+    return rows
+
+
 def metric_values(store: RunStore | None = None) -> pd.DataFrame:
     """One row per finished evaluation run and metric of the table its benchmark gives, newest run
     first: run, model, benchmark, method, intervention (:func:`intervention_key`), data
-    (:func:`run_data_label`), items, metric, role, value."""
+    (:func:`run_data_label`), items, metric, role, value — then one ``glue-average`` row per mask of
+    each finished GLUE run."""
     rows = []
     for record in EvaluationResult.finished_runs(store):
         config, summary = record.config, record.summary
@@ -78,27 +130,41 @@ def metric_values(store: RunStore | None = None) -> pd.DataFrame:
                          "method": summary.get("method", config.get("method", "original")),
                          "intervention": intervention_key(config.get("intervention")), "data": run_data_label(config),
                          "items": config.get("items"), "metric": found.name, "role": role, "value": float(value)})
+    rows.extend(glue_values(store))
     return pd.DataFrame(rows, columns=VALUE_COLUMNS)
 
 
 def metric_choices(values: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(bias metrics, performance metrics) that stored runs give, in the metric table's order."""
     present = set(values["metric"])
-    return ([name for name, m in METRICS.items() if m.role == "bias" and name in present],
-            [name for name, m in METRICS.items() if m.role == "performance" and name in present])
+    every = all_metrics()
+    return ([name for name, m in every.items() if m.role == "bias" and name in present],
+            [name for name, m in every.items() if m.role == "performance" and name in present])
 
 
 def metric_label(name: str) -> str:
     """How a select box names a metric: its axis name from the table and its name,
     e.g. '|SS − 50| (stereoset)'."""
-    found = METRICS.get(name)
+    found = all_metrics().get(name)
     return f"{found.axis} ({name})" if found is not None and found.axis != name else name
 
 
 def metric_axes(bias: str, performance: str) -> tuple[str, str]:
     """(performance axis, bias axis) names of two metrics, from the metric table."""
-    return (METRICS[performance].axis if performance in METRICS else performance,
-            METRICS[bias].axis if bias in METRICS else bias)
+    every = all_metrics()
+    return (every[performance].axis if performance in every else performance,
+            every[bias].axis if bias in every else bias)
+
+
+def metric_direction(name: str) -> str:
+    """How an axis says which way is better: '0 = unbiased', 'lower is better', 'higher is better'."""
+    found = all_metrics().get(name)
+    return found.direction if found is not None else ""
+
+
+def higher_is_better(name: str) -> bool:
+    found = all_metrics().get(name)
+    return bool(found is not None and found.higher_is_better)
 
 
 def _same_benchmark(bias: str, performance: str) -> bool:
@@ -186,6 +252,7 @@ def tradeoff_axes(benchmark: str) -> tuple[str, str]:
     return (performance.axis if performance else "performance", bias.axis if bias else "bias")
 
 
-__all__ = ["POINT_COLUMNS", "VALUE_COLUMNS", "default_metrics", "intervention_key", "metric_axes", "metric_choices",
-           "metric_label", "metric_values", "pair_points", "run_data_label", "tradeoff_axes", "tradeoff_datasets",
-           "tradeoff_points", "tradeoff_selection"]
+__all__ = ["POINT_COLUMNS", "VALUE_COLUMNS", "default_metrics", "glue_data_label", "glue_values", "higher_is_better",
+           "intervention_key", "metric_axes", "metric_choices", "metric_direction", "metric_label", "metric_values",
+           "pair_points", "run_data_label", "tradeoff_axes", "tradeoff_datasets", "tradeoff_points",
+           "tradeoff_selection"]

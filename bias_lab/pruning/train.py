@@ -14,6 +14,7 @@ import torch
 
 from ..errors import BiasLabError
 from ..forward import frozen_parameters
+from ..models import RUN_MODEL_FOLDER
 from ..progress import CancelToken, report
 from ..provenance import provenance
 from ..results import StoredResult
@@ -104,7 +105,7 @@ class DebiasResult(StoredResult):
     KIND: ClassVar[str] = "debias"
     WHAT: ClassVar[str] = "debiasing run"
     FILES: ClassVar[tuple[str, ...]] = ("history.parquet", "run.json")
-    MODEL: ClassVar[str] = "model"
+    MODEL: ClassVar[str] = RUN_MODEL_FOLDER
 
     folder: Path
     history: pd.DataFrame

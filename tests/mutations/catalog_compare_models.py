@@ -1,0 +1,60 @@
+"""Mutations of the compressed-model comparison (issue 15): the study's counts read from the
+per-item tables, the heads a spec removes, the intervention and resumption of each (model,
+benchmark) unit, and the refusal of a benchmark a model cannot run — each caught by
+``tests/test_compare_models.py``."""
+
+from tests.mutations.harness import Mutation
+
+C = "tests/test_compare_models.py::"
+HAND = C + "test_choice_counts_on_a_hand_made_table"
+
+MUTATIONS = [
+    Mutation("compare-winobias-counts-the-pro-column", "bias_lab/compression/choices.py",
+             '(items["score_anti"] > items["score_pro"]).sum()', '(items["score_pro"] > items["score_anti"]).sum()',
+             (HAND, C + "test_a_planted_preference_sets_every_choice"),
+             "the anti-bias count reads the wrong column: it counts the pro-stereotypical choices"),
+    Mutation("compare-winobias-tie-is-anti", "bias_lab/compression/choices.py",
+             '(items["score_anti"] > items["score_pro"]).sum()', '(items["score_anti"] >= items["score_pro"]).sum()',
+             (HAND,), "a pair scored equal counts as an anti-bias choice"),
+    Mutation("compare-stereoset-ties-go-to-every-top-label", "bias_lab/compression/choices.py",
+             "single = best.sum(axis=1) == 1", "single = best.sum(axis=1) >= 1",
+             (HAND,), "an example tied at the top counts for each tied sentence (and is never a tie)"),
+    Mutation("compare-stereoset-counts-intersentence", "bias_lab/compression/choices.py",
+             'rows = items[items["task"] == STEREOSET_TASK] if "task" in items else items', "rows = items",
+             (HAND,), "the intersentence rows of an example overwrite its intrasentence scores"),
+    Mutation("compare-generation-length-median", "bias_lab/compression/choices.py",
+             'float(items["new_tokens"].mean())', 'float(items["new_tokens"].median())',
+             (HAND,), "the average generation length is the median"),
+    Mutation("compare-heads-kept-ignores-the-mask", "bias_lab/compression/variants.py",
+             "heads |= {(int(row.layer), int(row.head)) for row in table.itertuples() if not row.alive}",
+             "heads |= set()",
+             (C + "test_variants_from_specs_masks_and_mask_runs",),
+             "a mask's fully pruned heads are still counted as kept"),
+    Mutation("compare-variant-spec-not-applied", "bias_lab/compression/compare.py",
+             "result = evaluate(loaded, name, data[name], intervention=variant.spec,",
+             "result = evaluate(loaded, name, data[name], intervention=None,",
+             (C + "test_every_cell_equals_evaluate_run_separately",),
+             "a pruned variant is scored as the unpruned model"),
+    Mutation("compare-column-collision-overwrites", "bias_lab/compression/compare.py",
+             'column = key if key not in row else f"{name}:{key}"', "column = key",
+             (C + "test_every_cell_equals_evaluate_run_separately",),
+             "toxicity-gap's mean toxicity overwrites toxicity's in the same column"),
+    Mutation("compare-resume-rescores-done-units", "bias_lab/compression/compare.py",
+             "                if run.is_done(_unit(variant, name)):\n                    continue\n",
+             "                if False:\n                    continue\n",
+             (C + "test_resume_after_a_cancel_scores_only_the_missing_units",),
+             "a resumed comparison scores the finished (model, benchmark) units again"),
+    Mutation("compare-kind-not-checked-before-the-run", "bias_lab/compression/compare.py",
+             "        if loaded.kind not in entry.kinds:\n", "        if False:\n",
+             (C + "test_bad_input_is_one_line_exit_2_and_leaves_no_run",),
+             "a benchmark the model cannot run fails after the run was created, leaving a failed run behind"),
+    Mutation("compare-timing-without-the-intervention", "bias_lab/compression/timing.py",
+             "with loaded.lock, intervene(loaded, spec), torch.no_grad():",
+             "with loaded.lock, intervene(loaded, None), torch.no_grad():",
+             (C + "test_timing_is_the_median_pass_per_token_under_the_intervention",),
+             "a pruned variant is timed as the unpruned model"),
+    Mutation("compare-timing-mean-of-passes", "bias_lab/compression/timing.py",
+             "statistics.median(seconds)", "statistics.mean(seconds)",
+             (C + "test_timing_is_the_median_pass_per_token_under_the_intervention",),
+             "one slow pass (another process, a cache miss) moves the time per token"),
+]

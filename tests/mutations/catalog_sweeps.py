@@ -1,0 +1,55 @@
+"""Planted bugs in sweeps: resuming, chunking, retry bookkeeping, job finishing, unit status and the
+single-machine equivalence of each kind; each is caught by the serial sweep tests of
+tests/test_sweeps.py (the oracles there are the single-machine commands and hand-made folders)."""
+
+from tests.mutations.harness import Mutation
+
+T = "tests/test_sweeps.py::"
+
+MUTATIONS = [
+    Mutation("sweep-resume-recomputes-done-units", "bias_lab/sweeps/kind_neurons.py",
+             "return JobPlan(job, units, {unit.name for unit in units if run.is_done(unit.name)}, run, state)",
+             "return JobPlan(job, units, set(), run, state)",
+             (T + "test_an_interrupted_sweep_resumes_without_writing_a_finished_unit_again",),
+             "a resumed sweep ignores the units its job runs hold and computes (and writes) them again"),
+    Mutation("sweep-chunk-drops-a-prompt", "bias_lab/sweeps/kind_neurons.py",
+             "prepared[start:start + chunk]",
+             "prepared[start:start + chunk - 1]",
+             (T + "test_neurons_sweep_writes_ordinary_ig2_runs",),
+             "units of `chunk` prompts lose each chunk's last prompt"),
+    Mutation("sweep-retry-off-by-one", "bias_lab/sweeps/driver.py",
+             "if self.ledger.attempts.get(unit.key, 0) <= self.retries:",
+             "if self.ledger.attempts.get(unit.key, 0) < self.retries:",
+             (T + "test_a_worker_death_is_retried_and_recorded",),
+             "a unit whose worker died gets one retry fewer than --retries allows"),
+    Mutation("sweep-retries-count-the-first-attempt", "bias_lab/sweeps/record.py",
+             '"retries": max(0, attempts - 1)',
+             '"retries": attempts',
+             (T + "test_a_worker_death_is_retried_and_recorded",),
+             "a unit's record counts its first attempt as a retry"),
+    Mutation("sweep-job-finished-before-its-last-unit", "bias_lab/sweeps/driver.py",
+             "        if not plan.pending:\n            self._finish_job(plan)",
+             "        if len(plan.pending) <= 1:\n            self._finish_job(plan)",
+             (T + "test_neurons_sweep_writes_ordinary_ig2_runs",),
+             "a job's final artifacts are written while one of its units is still out"),
+    Mutation("sweep-status-running-and-pending-swapped", "bias_lab/sweeps/status.py",
+             '"status": "running" if live else "pending"',
+             '"status": "pending" if live else "running"',
+             (T + "test_status_counts_units_by_hand",),
+             "the status shows units the driver has handed out as pending and the others as running"),
+    Mutation("fasp-sweep-perf-and-bias-swapped", "bias_lab/sweeps/kind_fasp.py",
+             'values = {"perf": ablated_value(loaded, perf, heads), "bias": ablated_value(loaded, bias, heads)}',
+             'values = {"perf": ablated_value(loaded, bias, heads), "bias": ablated_value(loaded, perf, heads)}',
+             (T + "test_fasp_sweep_equals_heads_select_and_tradeoff",),
+             "each pruned set's performance is measured with the bias metric and vice versa"),
+    Mutation("evaluate-sweep-drops-the-seed", "bias_lab/sweeps/kind_evaluate.py",
+             'options = {"seed": params["seed"]} if BENCHMARKS[benchmark].seeded else {}',
+             'options = {}',
+             (T + "test_evaluate_sweep_and_a_unit_with_bad_input_failing_alone",),
+             "a seeded benchmark (mlm-loss's masked tokens) is not given the sweep's seed"),
+    Mutation("heads-sweep-baseline-of-no-layer", "bias_lab/sweeps/kind_heads.py",
+             '"baseline_bias": first["baseline"]["bias"], "scoring_s": seconds}',
+             '"baseline_bias": first["baseline"]["perf"], "scoring_s": seconds}',
+             (T + "test_heads_sweep_writes_ordinary_heads_runs",),
+             "the heads run's summary gives the performance baseline as the bias baseline"),
+]
