@@ -7,11 +7,15 @@ nothing read from one is unpickled."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import pandas as pd
+
 from .errors import BiasLabError
-from .store import RunRecord, RunStore
+from .store import RunRecord, RunStore, write_json_atomic, write_parquet_atomic
 
 
 class StoredResult:
@@ -41,6 +45,31 @@ class StoredResult:
         """The complete runs of this kind whose folders hold every artifact, newest first."""
         store = store or RunStore()
         return [record for record in store.list(kind=cls.KIND, status="complete") if cls.is_finished(record.artifact_dir)]
+
+
+@dataclass
+class TableResult(StoredResult):
+    """A run whose artifacts are one table (``FILES[0]``, parquet) and ``run.json`` (``FILES[1]``:
+    id, kind, config, summary, provenance)."""
+
+    folder: Path
+    table: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict:
+        return self.meta.get("config", {})
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        write_parquet_atomic(folder / self.FILES[0], self.table)
+        write_json_atomic(folder / self.FILES[1], self.meta)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path):
+        folder = cls.require(folder)
+        return cls(folder, pd.read_parquet(folder / cls.FILES[0]), json.loads((folder / cls.FILES[1]).read_text()))
 
 
 def result_classes() -> dict[str, type[StoredResult]]:

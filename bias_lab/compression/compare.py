@@ -42,8 +42,8 @@ from ..metrics import BENCHMARKS, METRICS, benchmark as benchmark_entry, kinds_t
 from ..models import KINDS, kind_phrase
 from ..progress import CancelToken, report
 from ..provenance import provenance
-from ..results import StoredResult
-from ..store import RunStore, write_json_atomic, write_parquet_atomic
+from ..results import TableResult
+from ..store import RunStore
 from .choices import GENERATION_COLUMNS, STEREOSET_CHOICES, choice_columns
 from .timing import inference_ms_per_token
 from .variants import ModelVariant, model_variants, pruned_heads
@@ -124,7 +124,7 @@ class CompareSettings:
 
 
 @dataclass
-class ComparisonResult(StoredResult):
+class ComparisonResult(TableResult):
     """Models compared side by side: ``comparison.parquet`` (one row per model) and ``run.json``
     (config, each (model, benchmark) summary, the columns of each benchmark, provenance)."""
 
@@ -132,14 +132,6 @@ class ComparisonResult(StoredResult):
     WHAT: ClassVar[str] = "model-comparison run"
     FILES: ClassVar[tuple[str, ...]] = ("comparison.parquet", "run.json")
     HINT: ClassVar[str] = "run `bias-lab compare-models M1 M2 … --benchmarks … --out {folder}` first"
-
-    folder: Path
-    table: pd.DataFrame
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def config(self) -> dict:
-        return self.meta.get("config", {})
 
     @property
     def benchmarks(self) -> list[str]:
@@ -188,16 +180,6 @@ class ComparisonResult(StoredResult):
         return {column: chosen for name, chosen in STEREOSET_CHOICES.items()
                 if (column := self.column("stereoset", name)) is not None}
 
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        write_parquet_atomic(folder / self.FILES[0], self.table)
-        write_json_atomic(folder / self.FILES[1], self.meta)
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> "ComparisonResult":
-        folder = cls.require(folder)
-        return cls(folder, pd.read_parquet(folder / cls.FILES[0]), json.loads((folder / cls.FILES[1]).read_text()))
 
 
 class _OneModel:

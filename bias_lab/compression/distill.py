@@ -9,11 +9,10 @@ same loss history and weights as one that was never interrupted.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Iterator
 
@@ -25,11 +24,11 @@ from ..errors import BiasLabError, Cancelled
 from ..models import RUN_MODEL_FOLDER, kind_phrase, quiet_transformers
 from ..progress import CancelToken, report
 from ..provenance import provenance
-from ..results import StoredResult
-from ..store import RunStore, write_json_atomic, write_parquet_atomic
+from ..results import TableResult
+from ..store import RunStore
 from .corpus import batches_per_epoch, cached_blocks, mask_tokens, micro_batch, next_token_labels
 from .losses import IGNORE, LossWeights, distillation_loss
-from .student import INITS, build_student, student_layers
+from .student import build_student, student_layers
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
@@ -110,19 +109,19 @@ class DistillSettings:
 
 
 @dataclass
-class DistillResult(StoredResult):
+class DistillResult(TableResult):
     """A distilled student: ``model/`` (save_pretrained, loads like any model folder — and the run
-    folder itself is a model source), the loss history per step and ``run.json`` (config, summary:
-    sizes, speeds and the student's KL to the teacher before and after)."""
+    folder itself is a model source), the loss history per step (the table) and ``run.json``
+    (config, summary: sizes, speeds and the student's KL to the teacher before and after)."""
 
     KIND: ClassVar[str] = "distill"
     WHAT: ClassVar[str] = "distillation run"
     FILES: ClassVar[tuple[str, ...]] = ("history.parquet", "run.json", f"{RUN_MODEL_FOLDER}/config.json")
     HINT: ClassVar[str] = "distil a student with `bias-lab distill --out {folder}` first"
 
-    folder: Path
-    history: pd.DataFrame
-    meta: dict = field(default_factory=dict)
+    @property
+    def history(self) -> pd.DataFrame:
+        return self.table
 
     @property
     def model_path(self) -> Path:
@@ -131,17 +130,6 @@ class DistillResult(StoredResult):
     @property
     def summary(self) -> dict:
         return self.meta.get("summary", {})
-
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        write_parquet_atomic(folder / self.FILES[0], self.history)
-        write_json_atomic(folder / self.FILES[1], self.meta)
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> "DistillResult":
-        folder = cls.require(folder)
-        return cls(folder, pd.read_parquet(folder / cls.FILES[0]), json.loads((folder / cls.FILES[1]).read_text()))
 
 
 # --- forward passes ----------------------------------------------------------------------------

@@ -10,8 +10,7 @@ seeds."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
@@ -20,8 +19,8 @@ import pandas as pd
 from ..errors import BiasLabError
 from ..progress import CancelToken, report
 from ..provenance import provenance
-from ..results import StoredResult
-from ..store import RunStore, write_json_atomic, write_parquet_atomic
+from ..results import TableResult
+from ..store import RunStore
 from .challenge import SETS, ChallengeExample, accuracy_rows, challenge_set, load_challenge_set, prediction_classes
 from .examples import LabelledText
 from .names import UNMASKED, mask_names, resolved
@@ -36,7 +35,7 @@ MODEL_STATE, ON, OFF = "model", "on", "off"
 
 
 @dataclass
-class ChallengeResult(StoredResult):
+class ChallengeResult(TableResult):
     """Challenge-set accuracy of a classifier and its masks: ``challenge.parquet`` and ``run.json``."""
 
     KIND: ClassVar[str] = "challenge"
@@ -44,24 +43,6 @@ class ChallengeResult(StoredResult):
     FILES: ClassVar[tuple[str, ...]] = ("challenge.parquet", "run.json")
     HINT: ClassVar[str] = "run `bias-lab challenge --model CLASSIFIER --out {folder}` first"
 
-    folder: Path
-    table: pd.DataFrame
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def config(self) -> dict:
-        return self.meta.get("config", {})
-
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        write_parquet_atomic(folder / self.FILES[0], self.table)
-        write_json_atomic(folder / self.FILES[1], self.meta)
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> "ChallengeResult":
-        folder = cls.require(folder)
-        return cls(folder, pd.read_parquet(folder / cls.FILES[0]), json.loads((folder / cls.FILES[1]).read_text()))
 
 
 def accuracy_table(table: pd.DataFrame, *, masks_on: bool = True) -> pd.DataFrame:

@@ -10,8 +10,7 @@ mask (:meth:`GlueResult.averages`) is the metric table's ``glue-average``."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 from urllib.parse import quote
@@ -22,8 +21,8 @@ import pandas as pd
 from ..errors import BiasLabError
 from ..progress import CancelToken
 from ..provenance import provenance
-from ..results import StoredResult
-from ..store import RunStore, write_json_atomic, write_parquet_atomic
+from ..results import TableResult
+from ..store import RunStore
 from .examples import LabelledText
 from .glue import WNLI_NOTE, GlueTask, chosen_tasks, glue_average, load_split, task_metrics, task_score
 from .names import UNMASKED, mask_names, resolved
@@ -38,7 +37,7 @@ FACT_COLUMNS = ["density", "train_examples", "eval_examples", "steps", "training
 
 
 @dataclass
-class GlueResult(StoredResult):
+class GlueResult(TableResult):
     """GLUE scores of a model under each mask: ``glue.parquet`` (one row per mask and task) and
     ``run.json`` (config, the averages, provenance)."""
 
@@ -47,14 +46,6 @@ class GlueResult(StoredResult):
     FILES: ClassVar[tuple[str, ...]] = ("glue.parquet", "run.json")
     HINT: ClassVar[str] = "run `bias-lab glue --model M --mask MASK --out {folder}` first"
     MODELS: ClassVar[str] = "models"  # with save_models: models/<name>/<task>/, the fine-tuned classifiers
-
-    folder: Path
-    table: pd.DataFrame
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def config(self) -> dict:
-        return self.meta.get("config", {})
 
     @property
     def wnli(self) -> bool:
@@ -89,16 +80,6 @@ class GlueResult(StoredResult):
     def model_folder(self, name: str, task: str) -> Path:
         return self.folder / self.MODELS / name / task
 
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        write_parquet_atomic(folder / self.FILES[0], self.table)
-        write_json_atomic(folder / self.FILES[1], self.meta)
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> "GlueResult":
-        folder = cls.require(folder)
-        return cls(folder, pd.read_parquet(folder / cls.FILES[0]), json.loads((folder / cls.FILES[1]).read_text()))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from ..forward import frozen_parameters
 from ..models import RUN_MODEL_FOLDER
 from ..progress import CancelToken, report
 from ..provenance import provenance
-from ..results import StoredResult
+from ..results import StoredResult, TableResult
 from ..store import RunStore, write_json_atomic, write_parquet_atomic
 from .checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from .layout import parse_block
@@ -98,33 +98,22 @@ class MaskTrainingResult(StoredResult):
 
 
 @dataclass
-class DebiasResult(StoredResult):
+class DebiasResult(TableResult):
     """A classifier fine-tuned on a debiasing objective (masked debiasing): the model folder, the
-    training history and ``run.json``."""
+    training history (the table) and ``run.json``."""
 
     KIND: ClassVar[str] = "debias"
     WHAT: ClassVar[str] = "debiasing run"
     FILES: ClassVar[tuple[str, ...]] = ("history.parquet", "run.json")
     MODEL: ClassVar[str] = RUN_MODEL_FOLDER
 
-    folder: Path
-    history: pd.DataFrame
-    meta: dict
+    @property
+    def history(self) -> pd.DataFrame:
+        return self.table
 
     @property
     def model_path(self) -> Path:
         return self.folder / self.MODEL
-
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        write_parquet_atomic(folder / self.FILES[0], self.history)
-        write_json_atomic(folder / self.FILES[1], self.meta)
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> "DebiasResult":
-        folder = cls.require(folder)
-        return cls(folder, pd.read_parquet(folder / cls.FILES[0]), json.loads((folder / cls.FILES[1]).read_text()))
 
 
 def train_mask(loaded: LoadedModel, objective, out_dir: str | Path, settings: PruneSettings | None = None, *,
