@@ -79,3 +79,22 @@ def browser_page(browser, screenshot_folder):
     yield page
     page.screenshot(path=str(screenshot_folder / "last.png"), full_page=True)
     context.close()
+
+
+def settle(page, timeout: float = 180.0) -> None:
+    """Wait until the script run finished (no 'Running…' status, no progress bar of a background
+    job) and fail on any error or exception box."""
+    page.wait_for_timeout(300)
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        busy = page.locator('[data-testid="stStatusWidget"]').count() + page.locator('[data-testid="stProgress"]')\
+            .filter(has_text=" / ").count()
+        quiet = quiet + 1 if busy == 0 else 0
+        if quiet >= 3:  # idle three times in a row: a job's next rerun would have shown by now
+            break
+        page.wait_for_timeout(200)
+    else:
+        pytest.fail("the page kept running")
+    problems = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    assert problems.count() == 0, problems.first.inner_text()

@@ -8,11 +8,10 @@ import csv
 import io
 import json
 import re
-import time
 
 import pytest
 
-from .browser_support import browser_page, chromium, require_browser, streamlit_server
+from .browser_support import browser_page, chromium, require_browser, settle, streamlit_server
 from .test_compare_models import STEREOSET
 
 TEXT = "the doctor is very kind and works in the city .\nshe reads a book at home every day .\n"
@@ -45,25 +44,6 @@ def browser(dashboard):
 def page(browser, tmp_path):
     with browser_page(browser, tmp_path) as opened:
         yield opened
-
-
-def settle(page, timeout: float = 180.0) -> None:
-    """Wait until the script run finished (no 'Running…' status, no progress bar of a background
-    job) and fail on any error or exception box."""
-    page.wait_for_timeout(300)
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while time.monotonic() < deadline:
-        busy = page.locator('[data-testid="stStatusWidget"]').count() + page.locator('[data-testid="stProgress"]')\
-            .filter(has_text=" / ").count()
-        quiet = quiet + 1 if busy == 0 else 0
-        if quiet >= 3:  # idle three times in a row: a job's next rerun would have shown by now
-            break
-        page.wait_for_timeout(200)
-    else:
-        pytest.fail("the page kept running")
-    problems = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
-    assert problems.count() == 0, problems.first.inner_text()
 
 
 def open_from_the_sidebar(page, title: str, heading: str) -> None:

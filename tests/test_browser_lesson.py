@@ -4,11 +4,10 @@ step's computation is started as a person would, and every step fails on an erro
 exception; a screenshot per step goes to the test's tmp folder."""
 
 import re
-import time
 
 import pytest
 
-from .browser_support import browser_page, chromium, require_browser, streamlit_server
+from .browser_support import browser_page, chromium, require_browser, settle, streamlit_server
 
 TITLES = ["Ask the model", "Where is the gap?", "Switch them off", "Attention heads", "Does it generalise?",
           "What does it cost?"]
@@ -35,25 +34,6 @@ def browser(dashboard):
 def page(browser, tmp_path):
     with browser_page(browser, tmp_path) as opened:
         yield opened
-
-
-def settle(page, timeout: float = 120.0) -> None:
-    """Wait until the script run finished (no 'Running…' status, no progress bar of a background
-    job) and fail on any error or exception box."""
-    page.wait_for_timeout(300)
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while time.monotonic() < deadline:
-        busy = page.locator('[data-testid="stStatusWidget"]').count() + page.locator('[data-testid="stProgress"]')\
-            .filter(has_text=" / ").count()
-        quiet = quiet + 1 if busy == 0 else 0
-        if quiet >= 3:  # idle three times in a row: a job's next rerun would have shown by now
-            break
-        page.wait_for_timeout(200)
-    else:
-        pytest.fail("the page kept running")
-    problems = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
-    assert problems.count() == 0, problems.first.inner_text()
 
 
 def step_shown(page, number: int) -> None:

@@ -136,7 +136,9 @@ def run(args) -> int:
     check_reach(loaded, args.benchmark, spec, retarget=args.retarget_all)  # before the NSP head loads: fail fast
     options = _options(args)
     if args.benchmark == "stereoset" and args.intersentence and loaded.kind != "causal":
-        options["nsp_model"] = _nsp_model(loaded)
+        from ..evaluation.stereoset import load_nsp_model
+
+        options["nsp_model"] = load_nsp_model(loaded)
     # Score first, store after: bad input (a spec that cannot act, a wrong model) fails before the
     # run exists, so the store holds no failed run for it.
     with TqdmProgress(f"{args.benchmark}") as bar:
@@ -150,22 +152,6 @@ def run(args) -> int:
     print(_summary_lines(args.benchmark, result.summary))
     print(f"→ {stored.folder} (run {RunStore().get(str(stored.folder)).id})")
     return 0
-
-
-def _nsp_model(loaded):
-    from transformers import AutoModelForNextSentencePrediction
-
-    from ..models import quiet_transformers
-
-    try:
-        with quiet_transformers():
-            model, info = AutoModelForNextSentencePrediction.from_pretrained(
-                loaded.source, output_loading_info=True, local_files_only=True)
-    except (OSError, ValueError) as error:
-        raise BiasLabError(f"intersentence StereoSet for {loaded.source!r} needs its next-sentence head: {error}") from None
-    if info.get("missing_keys"):
-        raise BiasLabError(f"{loaded.source!r} has no trained next-sentence head: run StereoSet without --intersentence")
-    return model.to(loaded.device).eval()
 
 
 # How the CLI names each headline number (headline's keys): a metric's own name, never the

@@ -170,3 +170,22 @@ def evaluate_stereoset(loaded: LoadedModel, data: StereoSetData, *, nsp_model=No
         raise BiasLabError("the StereoSet data has no examples")
     return summary, pd.concat(frames, ignore_index=True)
 
+
+def load_nsp_model(loaded):
+    """The next-sentence head of ``loaded``'s checkpoint (BERT's), which intersentence StereoSet on a
+    masked LM scores with; refused in one line when the checkpoint has none."""
+    from transformers import AutoModelForNextSentencePrediction
+
+    from ..errors import BiasLabError
+    from ..models import quiet_transformers
+
+    try:
+        with quiet_transformers():
+            model, info = AutoModelForNextSentencePrediction.from_pretrained(
+                loaded.source, output_loading_info=True, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise BiasLabError(f"intersentence StereoSet for {loaded.source!r} needs its next-sentence head: {error}") from None
+    if info.get("missing_keys"):
+        raise BiasLabError(f"{loaded.source!r} has no trained next-sentence head: run StereoSet without the "
+                           "intersentence task")
+    return model.to(loaded.device).eval()

@@ -73,23 +73,6 @@ def _tasks(params: dict) -> tuple[str, ...]:
     return ("intrasentence", "intersentence") if params["intersentence"] else ("intrasentence",)
 
 
-def _nsp_model(loaded):
-    """BERT's next-sentence head, for intersentence StereoSet on a masked LM."""
-    from transformers import AutoModelForNextSentencePrediction
-
-    from ..models import quiet_transformers
-
-    try:
-        with quiet_transformers():
-            model, info = AutoModelForNextSentencePrediction.from_pretrained(
-                loaded.source, output_loading_info=True, local_files_only=True)
-    except (OSError, ValueError) as error:
-        raise BiasLabError(f"intersentence StereoSet for {loaded.source!r} needs its next-sentence head: {error}") from None
-    if info.get("missing_keys"):
-        raise BiasLabError(f"{loaded.source!r} has no trained next-sentence head: run StereoSet without intersentence")
-    return model.to(loaded.device).eval()
-
-
 class EvaluateKind(SweepKind):
     name = "evaluate"
     run_kind = "evaluate"
@@ -177,7 +160,9 @@ class EvaluateKind(SweepKind):
         check_reach(loaded, benchmark, spec, retarget=params["retarget_all"])
         options = _options(params)
         if benchmark == "stereoset" and params["intersentence"] and loaded.kind != "causal":
-            options["nsp_model"] = _nsp_model(loaded)
+            from ..evaluation.stereoset import load_nsp_model
+
+            options["nsp_model"] = load_nsp_model(loaded)
         result = evaluate(loaded, benchmark, data, intervention=spec, batch_size=params["batch_size"],
                           retarget=params["retarget_all"], **options)
         return UnitOutput(result.items, extra={"device": str(loaded.device)},
