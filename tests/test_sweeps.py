@@ -329,6 +329,33 @@ def test_a_worker_death_is_retried_and_recorded(capsys, tiny_model_dir, tmp_path
     assert outcome.counts["done"] == 2 and outcome.counts["failed"] == 1
 
 
+def test_a_freed_worker_gets_its_next_unit_before_the_driver_writes(tiny_model_dir, tmp_path, data, monkeypatch,
+                                                                     one_thread):
+    """The driver hands the next unit out before it stores the one that came back, so a worker
+    computes while the driver writes (otherwise every write is idle time of the workers)."""
+    from bias_lab.sweeps import backends
+    from bias_lab.sweeps.kind_neurons import NeuronsKind
+
+    events = []
+    submit, record = backends.SerialBackend.submit, NeuronsKind.record
+
+    def logged_submit(self, unit):
+        events.append(("submit", unit.name))
+        return submit(self, unit)
+
+    def logged_record(self, plan, unit, output, context):
+        events.append(("record", unit.name))
+        return record(self, plan, unit, output, context)
+
+    monkeypatch.setattr(backends.SerialBackend, "submit", logged_submit)
+    monkeypatch.setattr(NeuronsKind, "record", logged_record)
+    assert run_sweep(neurons_sweep(tmp_path, tiny_model_dir("bert"), [data[1]], chunk=2), serial=True).ok
+    names = [name for event, name in events if event == "submit"]
+    assert len(names) == 4 and [name for event, name in events if event == "record"] == names
+    for finished, following in zip(names, names[1:]):
+        assert events.index(("submit", following)) < events.index(("record", finished))
+
+
 def test_an_interrupted_sweep_resumes_without_writing_a_finished_unit_again(tiny_model_dir, tmp_path, data,
                                                                             one_thread):
     model = tiny_model_dir("bert")

@@ -76,6 +76,7 @@ def test_neurons_and_heads_sweeps_through_address_equal_serial_and_the_commands(
     sweep = SweepResult.load(tmp_path / "ray-ig2" / "_sweep")
     workers = sweep.plan["backend"]["workers"]
     assert len(workers) == 2 and {w["node"] for w in workers} == {"127.0.0.1"} and {w["threads"] for w in workers} == {1}
+    assert all(w["reuses_freed_buffers"] for w in workers)  # tests/test_allocator.py: what that changes
     assert set(sweep.units["worker_pid"]) <= {w["pid"] for w in workers}
 
     heads = heads_sweep(tmp_path, model, text, prompts, out="ray-heads")

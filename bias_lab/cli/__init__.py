@@ -24,6 +24,7 @@ import re
 import sys
 import traceback
 
+from ..allocator import reuse_freed_buffers
 from ..errors import BiasLabError, Cancelled
 from . import evaluate, heads, info, masks, model_info, neurons, runs
 from . import compare_models, distill
@@ -117,6 +118,7 @@ def _quiet_broken_pipe() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    reuse_freed_buffers()  # a command is a compute process: see bias_lab.allocator
     try:
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit

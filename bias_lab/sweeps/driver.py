@@ -191,23 +191,19 @@ class _Driver:
             while queue or self.backend.busy():
                 if self.cancel is not None:
                     self.cancel.check()
-                while queue and self.backend.free_slots():
-                    unit = queue.popleft()
-                    worker = self.backend.submit(unit)
-                    self.ledger.started(unit.key, worker)
-                    self.in_flight[unit.job] = self.in_flight.get(unit.job, 0) + 1
+                self._hand_out(queue)
                 if not self.backend.has_workers():
                     while queue:
                         self._fail(queue.popleft(), "no worker left: every worker died more often than max_restarts")
                     break
-                for outcome in self.backend.wait(timeout=WAIT_S):
+                outcomes = self.backend.wait(timeout=WAIT_S)
+                finished = [outcome for outcome in outcomes if not self._retry_if_died(outcome, queue)]
+                # Freed workers get their next unit before the driver writes what came back, so that
+                # they compute while it writes (the writes would otherwise be idle time of theirs).
+                self._hand_out(queue)
+                for outcome in finished:
                     unit = outcome.unit
-                    self.in_flight[unit.job] -= 1
                     if outcome.died is not None:
-                        self.ledger.attempt_failed(unit.key, outcome.died)
-                        if self.ledger.attempts.get(unit.key, 0) <= self.retries:
-                            queue.appendleft(unit)
-                            continue
                         self._fail(unit, f"{outcome.died}; gave up after {self.ledger.attempts[unit.key]} attempts")
                     elif outcome.output.error is not None:
                         self._fail(unit, outcome.output.error, outcome.output.seconds, outcome.worker)
@@ -228,6 +224,26 @@ class _Driver:
         return SweepOutcome(self.ledger.run.id, self.ledger.run.dir, summary, list(self.failed),
                             {key: n - 1 for key, n in self.ledger.attempts.items() if n > 1},
                             self.backend.description, time.perf_counter() - started)
+
+    def _hand_out(self, queue: deque) -> None:
+        while queue and self.backend.free_slots():
+            unit = queue.popleft()
+            worker = self.backend.submit(unit)
+            self.ledger.started(unit.key, worker)
+            self.in_flight[unit.job] = self.in_flight.get(unit.job, 0) + 1
+
+    def _retry_if_died(self, outcome, queue: deque) -> bool:
+        """True when the outcome's worker died and its unit goes back to the front of the queue
+        (within its retries); its failed attempt is recorded either way."""
+        unit = outcome.unit
+        self.in_flight[unit.job] -= 1
+        if outcome.died is None:
+            return False
+        self.ledger.attempt_failed(unit.key, outcome.died)
+        if self.ledger.attempts.get(unit.key, 0) > self.retries:
+            return False
+        queue.appendleft(unit)
+        return True
 
     def _message(self) -> str:
         parts = [f"{self.backend.busy()} running"]

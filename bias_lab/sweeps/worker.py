@@ -24,6 +24,10 @@ class UnitWorker:
         self.threads = threads
         import torch
 
+        from ..allocator import reuse_freed_buffers
+
+        self.reuses_freed_buffers = reuse_freed_buffers()
+
         if threads is not None:
             torch.set_num_threads(int(threads))
         # What every unit needs, imported now: a worker's start-up, not its first unit, pays for it.
@@ -43,7 +47,7 @@ class UnitWorker:
         from ..device import resolve_device
 
         facts = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(resolve_device("auto")),
-                 "threads": torch.get_num_threads()}
+                 "threads": torch.get_num_threads(), "reuses_freed_buffers": self.reuses_freed_buffers}
         ray = sys.modules.get("ray")  # imported in a Ray worker; not worth importing in the driver
         if ray is not None and ray.is_initialized():
             facts["node"] = ray.util.get_node_ip_address()  # 127.0.0.1 for a loopback instance
