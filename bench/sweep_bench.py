@@ -110,6 +110,8 @@ class Timing:
     folder: Path      # the job's run (attributions)
     units: int
     computing: float  # seconds the workers spent inside units, summed
+    first: float = 0.0  # perf_counter at the units phase's start and end (comparable across processes)
+    last: float = 0.0
 
 
 def timed_sweep(name, model, prompts, steps, chunk, work, barrier=None, **where) -> Timing:
@@ -129,9 +131,8 @@ def timed_sweep(name, model, prompts, steps, chunk, work, barrier=None, **where)
     if not outcome.ok:
         raise SystemExit(f"CHECK FAILED: {name}: units failed: {outcome.failed[:2]}")
     computing = float(pd.read_parquet(out / "_sweep" / "units.parquet")["seconds"].sum())
-    timing = Timing(phase.seconds, time.perf_counter() - started, spec.jobs[0].folder, outcome.counts["units"], computing)
-    timing.first, timing.last = phase.first, phase.last
-    return timing
+    return Timing(phase.seconds, time.perf_counter() - started, spec.jobs[0].folder, outcome.counts["units"], computing,
+                  phase.first, phase.last)
 
 
 def _serial_half(model, prompts, steps, chunk, work, name, barrier, answers) -> None:
