@@ -27,11 +27,13 @@ MUTATIONS = [
              '"retries": attempts',
              (T + "test_a_worker_death_is_retried_and_recorded",),
              "a unit's record counts its first attempt as a retry"),
-    Mutation("sweep-job-finished-before-its-last-unit", "bias_lab/sweeps/driver.py",
-             "        if not plan.pending:\n            self._finish_job(plan)",
-             "        if len(plan.pending) <= 1:\n            self._finish_job(plan)",
+    # (A job finished one unit early — `len(plan.pending) <= 1` — cannot happen since the driver hands
+    # out the next unit before it records the last: that unit is in flight and the job stays open.)
+    Mutation("sweep-returned-unit-still-counted-in-flight", "bias_lab/sweeps/driver.py",
+             "        unit = outcome.unit\n        self.in_flight[unit.job] -= 1\n",
+             "        unit = outcome.unit\n",
              (T + "test_neurons_sweep_writes_ordinary_ig2_runs",),
-             "a job's final artifacts are written while one of its units is still out"),
+             "a returned unit still counts as running, so its job's run is never finished"),
     Mutation("sweep-status-running-and-pending-swapped", "bias_lab/sweeps/status.py",
              '"status": "running" if live else "pending"',
              '"status": "pending" if live else "running"',
