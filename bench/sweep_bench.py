@@ -148,10 +148,11 @@ def two_processes(workload: Workload, model: Path, steps: int, work: Path) -> Ti
     work.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
     barrier, answers = context.Barrier(2), context.Queue()
-    half = workload.units // 2 * workload.chunk
+    first_half = -(-workload.units // 2) * workload.chunk  # an odd unit count: the first process gets one more
+    bounds = ((0, first_half), (first_half, workload.units * workload.chunk))
     processes = []
-    for index in range(2):
-        prompts = prompt_file(work / f"half-{index}.jsonl", half, skip=index * half)
+    for index, (start, end) in enumerate(bounds):
+        prompts = prompt_file(work / f"half-{index}.jsonl", end - start, skip=start)
         processes.append(context.Process(target=_serial_half, args=(model, prompts, steps, workload.chunk, work,
                                                                      f"half-{index}", barrier, answers)))
     started = time.perf_counter()
