@@ -33,19 +33,24 @@ class CancelToken:
 class TqdmProgress:
     """Adapts the progress callback to a tqdm bar (used by the CLI)."""
 
-    def __init__(self, description: str = "", disable: bool | None = None):
+    def __init__(self, description: str = "", disable: bool | None = None, unit: str = "it"):
         self.description = description
         self.disable = disable
+        self.unit = unit  # what the rate counts: "unit" shows units/s
         self._bar = None
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
         from tqdm.auto import tqdm
 
         if self._bar is None:
-            self._bar = tqdm(total=total, desc=self.description, disable=self.disable, initial=done)
+            self._bar = tqdm(total=total, desc=self.description, disable=self.disable, initial=done, unit=self.unit,
+                             dynamic_ncols=True)
         if self._bar.total != total:
             self._bar.total = total
-        self._bar.n = done
+        if done > self._bar.n:  # through update, so that the rate and time left follow recent progress
+            self._bar.update(done - self._bar.n)
+        else:
+            self._bar.n = done
         if message:
             self._bar.set_postfix_str(message, refresh=False)
         self._bar.refresh()

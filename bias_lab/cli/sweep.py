@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import BiasLabError
+from ..progress import TqdmProgress
 from .common import print_json, print_table
 
 EXAMPLES = """\
@@ -55,28 +56,6 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=sweep_command)
 
 
-class _UnitBar:
-    """A tqdm bar over units: units/s and the time left."""
-
-    def __init__(self):
-        self._bar = None
-
-    def __call__(self, done: int, total: int, message: str = "") -> None:
-        from tqdm.auto import tqdm
-
-        if self._bar is None:
-            self._bar = tqdm(total=total, initial=done, desc="units", unit="unit", dynamic_ncols=True)
-        if done > self._bar.n:
-            self._bar.update(done - self._bar.n)
-        if message:
-            self._bar.set_postfix_str(message, refresh=False)
-        self._bar.refresh()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def sweep_command(args) -> int:
     if args.sweep == "status" and not Path("status").is_file():
         return status_command(args)
@@ -93,7 +72,7 @@ def sweep_command(args) -> int:
     spec = load_sweep(args.sweep)  # every check before anything starts
     check_resumable(spec)
     print(f"sweep: {len(spec.jobs)} {spec.kind} jobs → {spec.out}", file=sys.stderr)
-    bar = _UnitBar()
+    bar = TqdmProgress("units", unit="unit")
     try:
         outcome = run_sweep(spec, serial=args.serial, address=args.address, workers=args.workers,
                             gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,

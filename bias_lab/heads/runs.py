@@ -13,7 +13,7 @@ import pandas as pd
 from ..models import LoadedModel
 from ..progress import CancelToken
 from ..provenance import provenance
-from ..results import StoredResult
+from ..results import StoredResult, TableResult
 from ..store import RunStore, write_json_atomic, write_parquet_atomic
 from .metrics import HeadMetric
 
@@ -21,21 +21,14 @@ PERF_NEEDED = "re-score the heads of an LM with a performance metric (--perf mlm
 
 
 @dataclass
-class HeadScoresResult(StoredResult):
-    """Every head's performance and bias with the head ablated, and the unablated baseline."""
+class HeadScoresResult(TableResult):
+    """Every head's performance and bias with the head ablated, and the unablated baseline (``meta``:
+    id, kind, config, baseline, timing, model (layers, heads), provenance)."""
 
     KIND: ClassVar[str] = "heads"
     WHAT: ClassVar[str] = "heads run"
     FILES: ClassVar[tuple[str, ...]] = ("head_scores.parquet", "run.json")
     HINT: ClassVar[str] = "score the heads with `bias-lab heads score --out {folder}` first"
-
-    folder: Path
-    table: pd.DataFrame
-    meta: dict  # id, kind, config, baseline, timing, model (layers, heads), provenance
-
-    @property
-    def config(self) -> dict:
-        return self.meta.get("config", {})
 
     @property
     def baseline(self) -> dict:
@@ -48,17 +41,6 @@ class HeadScoresResult(StoredResult):
     @property
     def has_bias(self) -> bool:
         return not self.table["bias"].isna().all()
-
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        write_parquet_atomic(folder / self.FILES[0], self.table)
-        write_json_atomic(folder / self.FILES[1], self.meta)
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> "HeadScoresResult":
-        folder = cls.require(folder)
-        return cls(folder, pd.read_parquet(folder / cls.FILES[0]), json.loads((folder / cls.FILES[1]).read_text()))
 
 
 def run_head_scoring(loaded: LoadedModel, perf: HeadMetric | None, bias: HeadMetric | None, out: str | Path, *,

@@ -94,6 +94,23 @@ class IG2Result(StoredResult):
                 for row in self.prompts[list(PROMPT_COLUMNS)].to_dict("records")]
 
 
+def attribute_unit(loaded: LoadedModel, chunk: list, settings: IG2Settings, *, cancel: CancelToken | None = None
+                   ) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """One unit of an IG2 run (``neurons attribute`` and a neurons sweep alike): its rows — the prompt
+    columns, P(d1), P(d2), gap, per-prompt seconds, each layer's convergence delta — and its
+    attributions ``{"ig2": [prompts, layers, ffn]}``."""
+    started = time.perf_counter()
+    results = attribute_ig2(loaded, chunk, settings, cancel=cancel)
+    seconds = time.perf_counter() - started
+    rows = []
+    for result, item in zip(results, chunk):
+        row = {column: getattr(item.prompt, column) for column in PROMPT_COLUMNS}
+        row.update(p_d1=result.p_d1, p_d2=result.p_d2, gap=result.gap, unit_seconds=seconds / len(chunk))
+        row.update({f"delta_l{layer}": float(delta) for layer, delta in enumerate(result.deltas)})
+        rows.append(row)
+    return pd.DataFrame(rows), {"ig2": torch.stack([r.scores for r in results]).contiguous()}
+
+
 def load_ig2_run(folder: str | Path) -> IG2Result:
     return IG2Result.load(folder)
 
@@ -123,16 +140,7 @@ def run_ig2(loaded: LoadedModel, prompts: list[Prompt], out_dir: str | Path, set
         for name, chunk in units:
             if run.is_done(name):
                 continue
-            started = time.perf_counter()
-            results = attribute_ig2(loaded, chunk, settings, cancel=cancel)
-            seconds = time.perf_counter() - started
-            rows = []
-            for result, item in zip(results, chunk):
-                row = {column: getattr(item.prompt, column) for column in PROMPT_COLUMNS}
-                row.update(p_d1=result.p_d1, p_d2=result.p_d2, gap=result.gap, unit_seconds=seconds / len(chunk))
-                row.update({f"delta_l{layer}": float(delta) for layer, delta in enumerate(result.deltas)})
-                rows.append(row)
-            run.save_unit(name, pd.DataFrame(rows), {"ig2": torch.stack([r.scores for r in results]).contiguous()})
+            run.save_unit(name, *attribute_unit(loaded, chunk, settings, cancel=cancel))
             done += len(chunk)
             report(progress, done, len(prepared))
         frame = run.rows(order=[name for name, _ in units])

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from ..errors import BiasLabError
@@ -26,8 +25,6 @@ from .job_runs import finished_run, open_run
 from .params import Param, SweepFileError, model_params
 from .spec import Job
 from .units import JobPlan, ModelSpec, PlanContext, SweepKind, Unit, UnitOutput, origin_of
-
-PROMPT_COLUMNS = ("id", "prompt", "d1", "d2", "dimension", "modifier_type", "modifier", "template")
 
 
 def paper_juts() -> list[dict]:
@@ -172,23 +169,12 @@ class NeuronsKind(SweepKind):
         return JobPlan(job, units, {unit.name for unit in units if run.is_done(unit.name)}, run, state)
 
     def compute(self, worker, unit: Unit) -> UnitOutput:
-        import time
-
-        from ..neurons.ig2 import attribute_ig2
+        from ..neurons.run import attribute_unit
 
         settings, chunk = unit.payload
         loaded = worker.model(unit.model)
-        started = time.perf_counter()
-        results = attribute_ig2(loaded, chunk, settings)
-        seconds = time.perf_counter() - started
-        rows = []
-        for result, item in zip(results, chunk):
-            row = {column: getattr(item.prompt, column) for column in PROMPT_COLUMNS}
-            row.update(p_d1=result.p_d1, p_d2=result.p_d2, gap=result.gap, unit_seconds=seconds / len(chunk))
-            row.update({f"delta_l{layer}": float(delta) for layer, delta in enumerate(result.deltas)})
-            rows.append(row)
-        return UnitOutput(pd.DataFrame(rows), {"ig2": torch.stack([r.scores for r in results]).contiguous()},
-                          extra={"device": str(loaded.device)})
+        rows, tensors = attribute_unit(loaded, chunk, settings)
+        return UnitOutput(rows, tensors, extra={"device": str(loaded.device)})
 
     def finish(self, plan: JobPlan, records: dict[str, dict], context: PlanContext) -> dict:
         from ..neurons.run import IG2Result
