@@ -177,8 +177,9 @@ def test_neurons_sweep_writes_ordinary_ig2_runs(capsys, tiny_model_dir, tmp_path
     _, prompts, man = data
     path = neurons_sweep(tmp_path, model, [prompts, man], limit=7)
     assert main(["sweep", str(path), "--serial"]) == 0, capsys.readouterr().err
-    out = capsys.readouterr().out
-    assert "5 of 5 units done" in out  # 7 prompts → 3 chunks, 5 prompts → 2
+    captured = capsys.readouterr()
+    assert "5 of 5 units done" in captured.out  # 7 prompts → 3 chunks, 5 prompts → 2
+    assert "5/5" in captured.err and "unit/s" in captured.err  # the bar, also where stderr is a log file
     loaded = load_model(model, device="cpu")
     store = RunStore()
     for name, file, count in (("prompts", prompts, 7), ("man", man, 5)):

@@ -72,7 +72,7 @@ def sweep_command(args) -> int:
     spec = load_sweep(args.sweep)  # every check before anything starts
     check_resumable(spec)
     print(f"sweep: {len(spec.jobs)} {spec.kind} jobs → {spec.out}", file=sys.stderr)
-    bar = TqdmProgress("units", unit="unit")
+    bar = TqdmProgress("units", unit="unit", disable=False)  # shown in logs too: sweeps run unattended
     try:
         outcome = run_sweep(spec, serial=args.serial, address=args.address, workers=args.workers,
                             gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,

@@ -64,4 +64,9 @@ MUTATIONS = [
              "    return True or bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))",
              ("tests/test_allocator.py::test_freed_buffers_are_reused_instead_of_faulted_in_again",),
              "sweep workers and commands say they keep freed buffers but leave glibc's defaults in place"),
+    Mutation("sweep-bar-hidden-in-logs", "bias_lab/cli/sweep.py",
+             'bar = TqdmProgress("units", unit="unit", disable=False)',
+             'bar = TqdmProgress("units", unit="unit")',
+             (T + "test_neurons_sweep_writes_ordinary_ig2_runs",),
+             "an unattended sweep writing to a log shows no progress bar (tqdm hides it off a terminal)"),
 ]
