@@ -81,6 +81,16 @@ def browser_page(browser, screenshot_folder):
     context.close()
 
 
+RUNNING_APP = ('[data-testid="stApp"][data-test-script-state="running"], '
+               '[data-testid="stApp"][data-test-script-state="rerunRequested"]')
+
+
+def shown_at_least(locator, count: int, timeout: float = 60_000) -> None:
+    """Wait until ``locator`` matches at least ``count`` elements: charts and download buttons mount
+    after the script run that drew them has finished, so an instant count races their rendering."""
+    locator.nth(count - 1).wait_for(state="attached", timeout=timeout)
+
+
 def settle(page, timeout: float = 180.0) -> None:
     """Wait until the script run finished (no 'Running…' status, no progress bar of a background
     job) and fail on any error or exception box."""
@@ -88,8 +98,9 @@ def settle(page, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     quiet = 0
     while time.monotonic() < deadline:
+        # The status widget shows only after a delay; the app's own run state flips at once.
         busy = page.locator('[data-testid="stStatusWidget"]').count() + page.locator('[data-testid="stProgress"]')\
-            .filter(has_text=" / ").count()
+            .filter(has_text=" / ").count() + page.locator(RUNNING_APP).count()
         quiet = quiet + 1 if busy == 0 else 0
         if quiet >= 3:  # idle three times in a row: a job's next rerun would have shown by now
             break

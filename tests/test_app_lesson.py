@@ -93,7 +93,7 @@ def test_walk_every_step_with_next_and_back(open_lesson, tiny_loaded, tiny_model
     app.button(key="lesson_apply_neurons").click().run()
     _clean(app)
     assert _step_shown(app) == 3
-    assert "neurons are suppressed" in app.success[0].value
+    assert "neurons are suppressed" in app.toast[0].value
     assert any(f"{DEFAULTS.neurons} neurons ×0" in b.label for b in app.sidebar.button)
     assert len(json.loads(_param(app, "spec"))["neurons"]) == DEFAULTS.neurons
 

@@ -72,4 +72,4 @@ def test_apply_updates_the_sidebar_at_once(lab):
     lab.button(key="lab_apply").click().run()
     assert not lab.exception
     assert "1 neuron ×0 at the mask" in " ".join(c.value for c in lab.sidebar.caption)
-    assert "active intervention" in lab.success[0].value
+    assert "active intervention" in lab.toast[0].value

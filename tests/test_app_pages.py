@@ -116,7 +116,7 @@ def test_bias_neurons_page_opens_a_stored_run_and_sends_neurons(ig2_run_folder, 
     assert len(shown_table(app, "bn_selected")) <= selected
     app.slider(key="bn_prompt_ratio").set_value(0.2).run()
     app.button(key="bn_send").click().run()
-    assert not app.exception and "Sent" in app.success[0].value
+    assert not app.exception and "Sent" in app.toast[0].value
 
 
 def test_bias_neurons_page_runs_ig2_with_progress(monkeypatch, tiny_model_dir):
@@ -161,7 +161,7 @@ def test_heads_page_alpha_slider_changes_the_pruned_count(monkeypatch, tiny_mode
     assert shown_table(app, "heads_live_numbers")["gap"].tolist()[-1] == pytest.approx(ablated, rel=1e-9)
     assert ablated != pytest.approx(predict_mask(loaded, PROMPT, "female", "male").gap, rel=1e-6)
     app.button(key="heads_apply").click().run()
-    assert "2 heads ablated" in app.success[0].value
+    assert "2 heads ablated" in app.toast[0].value
 
 
 def test_heads_page_shows_the_iterative_pruning_curve(monkeypatch, tiny_model_dir, tmp_path):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .browser_support import browser_page, chromium, require_browser, streamlit_server
+from .browser_support import browser_page, chromium, require_browser, shown_at_least, streamlit_server
 from .conftest import ROOT
 
 LESSON = (ROOT / "views" / "0_Lesson.py").is_file()  # being written: listed once its script exists
@@ -206,7 +206,8 @@ def test_model_device_and_intervention_stay_across_the_navigation(page, dashboar
     navigate(page, "Bias neurons")
     page.get_by_role("button", name="Send these bias neurons").click()
     settle(page)
-    assert "Sent" in page.locator('[data-testid="stAlertContentSuccess"]').first.inner_text()
+    # The confirmation is a toast: in view wherever the page is scrolled, and nothing on the page moves.
+    page.locator('[data-testid="stToast"]').filter(has_text="Sent").first.wait_for(timeout=10_000)
     sidebar_shows(page, "×0 at the mask")  # the sidebar shows the new intervention at once
 
     navigate(page, "Neuron lab")
@@ -253,7 +254,7 @@ def test_evaluate_results_stay_through_every_download_and_png(page, dashboard, w
     settle(page)
     summary = page.locator('[data-testid="stDataFrame"]').first.inner_text()
     buttons = page.locator('[data-testid="stDownloadButton"] button')
-    assert buttons.count() >= 4
+    shown_at_least(buttons, 4)
     for index in range(buttons.count()):
         with page.expect_download() as download:
             buttons.nth(index).click()

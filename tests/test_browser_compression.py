@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from .browser_support import browser_page, chromium, require_browser, settle, streamlit_server
+from .browser_support import browser_page, chromium, require_browser, settle, shown_at_least, streamlit_server
 from .test_compare_models import STEREOSET
 
 TEXT = "the doctor is very kind and works in the city .\nshe reads a book at home every day .\n"
@@ -74,7 +74,7 @@ def test_compare_two_models_and_keep_the_results_through_every_click(page, dashb
     page.get_by_role("button", name="Compare the models").click()
     page.get_by_text("2 models on perplexity, stereoset").first.wait_for(timeout=180_000)
     settle(page)
-    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 4  # bars, parameters, perplexity, choices
+    shown_at_least(page.locator('[data-testid="stPlotlyChart"]'), 4)  # bars, parameters, perplexity, choices
     shown = page.locator('[data-testid="stDataFrame"]').first.inner_text()
     page.screenshot(path=str(tmp_path / "compared.png"), full_page=True)
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .browser_support import browser_page, chromium, require_browser, settle, streamlit_server
+from .browser_support import browser_page, chromium, require_browser, settle, shown_at_least, streamlit_server
 
 TITLES = ["Ask the model", "Where is the gap?", "Switch them off", "Attention heads", "Does it generalise?",
           "What does it cost?"]
@@ -51,6 +51,7 @@ def click(page, name: str) -> None:
 
 
 def next_step(page, number: int) -> None:
+    settle(page)  # as a person would: a click while the page still redraws can land on a moving button
     page.get_by_role("button", name=re.compile(r"^Next")).first.click()
     settle(page)
     step_shown(page, number)
@@ -82,7 +83,7 @@ def test_walk_the_whole_lesson_with_next(page, dashboard, tmp_path):
     next_step(page, 2)
     click(page, "Find the neurons (IG2)")
     expect(page.get_by_text("The top 10 neurons").first).to_be_visible(timeout=60_000)
-    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    shown_at_least(page.locator('[data-testid="stPlotlyChart"]'), 1)
     page.screenshot(path=str(tmp_path / "step2.png"), full_page=True)
 
     next_step(page, 3)
@@ -107,7 +108,7 @@ def test_walk_the_whole_lesson_with_next(page, dashboard, tmp_path):
     next_step(page, 6)
     click(page, "Measure the perplexity before and after")
     expect(page.get_by_text("pseudo-perplexity with the intervention").first).to_be_visible(timeout=60_000)
-    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1  # the lesson's trade-off points
+    shown_at_least(page.locator('[data-testid="stPlotlyChart"]'), 1)  # the lesson's trade-off points
     click(page, "Create the lesson's example runs")
     expect(page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="4 runs stored").first)\
         .to_be_visible(timeout=60_000)

@@ -43,16 +43,19 @@ def sync_spec_url() -> None:
 
 def apply_spec(spec: InterventionSpec, message: str) -> None:
     """Make ``spec`` the active intervention and redraw the page, so the sidebar shows it at once;
-    ``message`` is shown above the page after the redraw."""
+    ``message`` is shown as a toast after the redraw."""
     set_spec(spec)
     st.session_state["flash_message"] = message
     st.rerun()
 
 
 def show_flash() -> None:
+    """The confirmation of the last :func:`apply_spec`, as a toast: the buttons that apply an edit sit
+    low on long pages, where a message at the top would be out of sight, and a message inserted above
+    the page would shift every element under the pointer while the redraw is still running."""
     message = st.session_state.pop("flash_message", None)
     if message:
-        st.success(message)
+        st.toast(message, icon=":material/check_circle:", duration="long")
 
 
 _WHERE = {"mask": "at the mask", "last": "at the last token", "all": "at every token"}

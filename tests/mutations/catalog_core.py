@@ -69,4 +69,8 @@ MUTATIONS = [
              'check_input_lengths(loaded, (len(q.input_ids) for q in queries), "a masked input")', "pass",
              ("tests/test_oracles_core.py::test_inputs_longer_than_the_models_positions_are_refused_in_one_line",),
              "an input longer than the model's positions crashes inside the model instead of a one-line refusal"),
+    Mutation("flash-confirmation-inline", "ui/intervention.py",
+             'st.toast(message, icon=":material/check_circle:", duration="long")', "st.success(message)",
+             ("tests/test_app_lesson.py", "tests/test_app_pages.py"),
+             "the confirmation of a new intervention drawn into the page, out of sight and shifting the buttons"),
 ]
