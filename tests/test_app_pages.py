@@ -278,7 +278,9 @@ def test_background_job_reports_progress_and_stops_on_cancel():
         return "finished"
 
     job = Job(work)
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10  # the thread's first progress call, however busy the machine
+    while job.total != 1000 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert job.running and job.total == 1000
     job.token.cancel()
     job.thread.join(timeout=5)
