@@ -340,4 +340,13 @@ def headline_text(benchmark_name: str, values: dict) -> str:
             parts.append((found.axis, values.get(role)))
         elif role == "bias":
             parts.append((f"bias {found.axis}", values.get(role)))
-    return "  ".join(f"{name} {value:.{entry.digits}f}" for name, value in parts if isinstance(value, (int, float)))
+    return "  ".join(f"{name} {_fixed_or_scientific(value, entry.digits)}" for name, value in parts
+                     if isinstance(value, (int, float)))
+
+
+def _fixed_or_scientific(value: float, digits: int) -> str:
+    """``digits`` decimals, unless they would show a non-zero value as zero (a tiny model's gap of
+    6.7e-06 is not '0.0000': runs of such a model could not be compared)."""
+    if value != 0 and round(value, digits) == 0:
+        return f"{value:.3e}"
+    return f"{value:.{digits}f}"

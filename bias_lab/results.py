@@ -89,3 +89,13 @@ def result_classes() -> dict[str, type[StoredResult]]:
                DebiasResult, EvaluationResult, DistillResult, ComparisonResult, SweepResult,
                GlueResult, BiasModelResult, ChallengeResult)
     return {cls.KIND: cls for cls in classes}
+
+
+def __getattr__(name: str):
+    """``from bias_lab.results import EvaluationResult`` (any class of :func:`result_classes`): each
+    class lives beside its method, which imports this module, so they are looked up on first use."""
+    if not name.startswith("_"):  # the import system asks for __path__ and the like: never import then
+        for cls in result_classes().values():
+            if cls.__name__ == name:
+                return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -164,6 +164,29 @@ def test_heads_page_alpha_slider_changes_the_pruned_count(monkeypatch, tiny_mode
     assert "2 heads ablated" in app.toast[0].value
 
 
+def test_heads_page_opens_a_run_of_the_loaded_model_and_refuses_another_models_heads(monkeypatch, tiny_model_dir,
+                                                                                    tmp_path):
+    import time
+
+    small, deep = tiny_model_dir("bert"), tiny_model_dir("bert", layers=3)
+    (tmp_path / "small").mkdir()
+    (tmp_path / "deep").mkdir()
+    _score_heads(small, tmp_path / "small")
+    time.sleep(1.1)  # the store orders runs by the second they started: the deep run is the newest
+    _score_heads(deep, tmp_path / "deep")
+    monkeypatch.setenv("BIAS_LAB_MODEL", str(small))
+    app = AppTest.from_file(str(ROOT / "views" / "3_Heads.py"), default_timeout=120).run()
+    assert not app.exception and not app.error and not app.warning
+    assert f" {small.name} " in app.selectbox(key="heads_run").value  # not the newest run, another model's
+    assert len(shown_table(app, "heads_fasp_table")) == 2 * 4
+
+    app.selectbox(key="heads_run").select(next(o for o in app.selectbox(key="heads_run").options if f" {deep.name} " in o))
+    app.slider(key="heads_alpha").set_value(0.25).run()
+    assert not app.exception
+    assert "3 layers × 4 heads" in app.warning[0].value and "2 layers × 4 heads" in app.warning[0].value
+    assert fasp_counts(app)["pruned"] > 0 and app.button(key="heads_apply").disabled
+
+
 def test_heads_page_shows_the_iterative_pruning_curve(monkeypatch, tiny_model_dir, tmp_path):
     import json as json_module
 

@@ -83,6 +83,17 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv):
     assert err.startswith("error:") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("argv, help_of", [(["info", "--nope"], "bias-lab info"),
+                                           (["runs", "list", "--bogus"], "bias-lab runs list"),
+                                           (["heads", "score", "--model", "m", "--out", "o", "--tests", "a"],
+                                            "bias-lab heads score")])
+def test_an_unknown_option_points_to_the_help_of_the_command_typed(capsys, argv, help_of):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.endswith(f"(see `{help_of} --help`)\n")
+
+
 @pytest.mark.parametrize("group, actions", [("neurons", "attribute, select, verify, compare"),
                                            ("heads", "score, select, importance, tradeoff"),
                                            ("masks", "train, info, evaluate"), ("runs", "list, show, delete, export, import")])

@@ -104,3 +104,12 @@ def test_stereoset_has_both_roles_and_the_trade_off_axes_name_them():
     assert metric_of("stereoset", "bias").axis == "|SS − 50|"
     assert metric_of("stereoset", "performance").axis == "100 − LMS"
     assert metric_of("crows", "performance") is None
+
+
+def test_a_run_lists_headline_never_shows_a_non_zero_value_as_zero():
+    # A tiny model's ig2-gap (6.726e-06) printed with the benchmark's 4 decimals read '0.0000', so two
+    # runs could not be compared; values that round to something keep the fixed format.
+    assert headline_text("ig2-gap", {"mean_gap": 6.726e-06, "bias": 6.726e-06}) == "mean |P(d1) − P(d2)| 6.726e-06"
+    assert headline_text("ig2-gap", {"mean_gap": 0.0523, "bias": 0.0523}) == "mean |P(d1) − P(d2)| 0.0523"
+    assert headline_text("stereoset", {"ss": 50.0, "lms": 80.0, "icat": 80.0, "bias": 0.0}) \
+        == "ss 50.0  lms 80.0  icat 80.0  bias |SS − 50| 0.0"

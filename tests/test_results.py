@@ -101,3 +101,28 @@ def test_selection_tables_go_where_asked(tmp_path):
     assert json.loads((tmp_path / "chosen_analyses.json").read_text()) == {"settings": {}}
     selection.save(tmp_path)
     assert BiasNeuronSelection.load(tmp_path, union=True).union
+
+
+def test_every_result_class_is_importable_from_bias_lab_results_in_a_fresh_interpreter():
+    # As the README promises (`from bias_lab.results import EvaluationResult`); a fresh interpreter,
+    # because the lookup must work before any method module was imported (no import cycle).
+    import subprocess
+    import sys
+
+    script = ("import bias_lab.results as results\n"
+              "classes = results.result_classes()\n"
+              "from bias_lab.results import EvaluationResult, SweepResult\n"
+              "assert EvaluationResult is classes['evaluate'] and SweepResult is classes['sweep']\n"
+              "for kind, cls in classes.items():\n"
+              "    assert getattr(results, cls.__name__) is cls, kind\n"
+              "try:\n"
+              "    from bias_lab.results import NoSuchResult\n"
+              "except ImportError:\n"
+              "    pass\n"
+              "else:\n"
+              "    raise SystemExit('an unknown name was found')\n")
+    first = subprocess.run([sys.executable, "-c", "from bias_lab.results import EvaluationResult"], capture_output=True,
+                           text=True)
+    assert first.returncode == 0, first.stderr
+    checked = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr

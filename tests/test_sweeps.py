@@ -114,7 +114,7 @@ BAD_FILES = [
     ({"kind": "neurons", "out": "o", "grid": {"model": []}}, "grid.model: is empty"),
     ({"kind": "neurons", "out": "o", "grid": {"prompts": ["P"]}}, "model: needs a value"),
     ({"kind": "neurons", "out": "o", "grid": {"model": ["M"], "prompts": ["P"]}, "settings": {"stepz": 3}},
-     "settings.stepz: unknown setting of a neurons sweep"),
+     "settings.stepz: unknown setting of the neurons sweep kind"),
     ({"kind": "neurons", "out": "o", "grid": {"model": ["M"], "prompts": ["P"]}, "settings": {"steps": "many"}},
      "settings.steps: must be a whole number"),
     ({"kind": "neurons", "out": "o", "grid": {"model": ["/nowhere/model"], "prompts": ["P"]}},

@@ -13,6 +13,9 @@ def clickable_cells(figure, grid: pd.DataFrame, value: str, label: str):
         marker={"size": 18, "color": "rgba(0,0,0,0)", "symbol": "square"},
         customdata=grid[value], hovertemplate=f"layer %{{y}}, head %{{x}}: {label} %{{customdata:.4g}}<extra></extra>")
     figure.update_layout(clickmode="event+select", dragmode=False, hovermode="closest")
+    # The markers would widen the autorange past the cells (axis ticks at −1 and beyond the last head).
+    figure.update_xaxes(range=[grid["head"].min() - 0.5, grid["head"].max() + 0.5])
+    figure.update_yaxes(range=[grid["layer"].min() - 0.5, grid["layer"].max() + 0.5])
     return figure
 
 

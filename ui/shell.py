@@ -54,9 +54,12 @@ def offer_lesson_runs() -> None:
         st.caption(f"{label}: open the Lesson in the sidebar's page list")
 
 
-def choose_stored_run(result_class, label: str, key: str, empty_hint: str, store=None):
+def choose_stored_run(result_class, label: str, key: str, empty_hint: str, store=None, *,
+                      prefer_model: str | None = None):
     """A select box over the finished runs of one kind (newest first); returns the chosen run loaded
-    through its result class. With no such run, or one that cannot be read, the page says so and stops."""
+    through its result class. Until the user picks one it shows the newest run of ``prefer_model``
+    (the model in the sidebar), else the newest run. With no such run, or one that cannot be read, the
+    page says so and stops."""
     from bias_lab.errors import BiasLabError
     from bias_lab.runs import run_label
 
@@ -67,7 +70,8 @@ def choose_stored_run(result_class, label: str, key: str, empty_hint: str, store
         st.info(empty_hint)
         st.stop()
     labels = {run_label(r, created=True): r for r in runs}
-    chosen = labels[kept(st.selectbox, label, list(labels), key=key)]
+    of_model = [index for index, run in enumerate(runs) if prefer_model and run.model == prefer_model]
+    chosen = labels[kept(st.selectbox, label, list(labels), key=key, index=of_model[0] if of_model else 0)]
     try:
         return result_class.load(chosen.artifact_dir)
     except BiasLabError as error:

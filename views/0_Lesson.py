@@ -356,7 +356,7 @@ RUNNERS = {1: step_ask, 2: step_where, 3: step_switch, 4: step_heads, 5: step_ge
 # --- the page ------------------------------------------------------------------------------------------
 
 step = current_step()
-top = st.columns([5, 1])
+top = st.columns([2, 1])  # room for the whole "Presenter mode" label on a laptop screen
 top[0].title("Lesson")
 with top[1]:
     presenter.toggle()

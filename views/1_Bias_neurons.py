@@ -35,7 +35,8 @@ source = kept(st.radio, "Attributions", ("Open a stored run", "Run IG2 now"), ho
 result = None
 if source == "Open a stored run":
     result = choose_stored_run(IG2Result, "Run", "bn_run", "No finished IG2 run yet: choose “Run IG2 now”, or run "
-                               "`bias-lab neurons attribute …` from the command line.", store)
+                               "`bias-lab neurons attribute …` from the command line.", store,
+                               prefer_model=loaded.source if loaded is not None else None)
 else:
     if loaded is None:
         st.stop()

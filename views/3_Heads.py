@@ -28,14 +28,23 @@ loaded = sidebar()
 store = RunStore()
 scores = choose_stored_run(HeadScoresResult, "Head-scoring run", "heads_run",
                            "No head-scoring run yet: run `bias-lab heads score --model M --perf mlm-loss --perf-data "
-                           "TEXT --bias ig2-gap --bias-data PROMPTS.jsonl --out DIR`, then come back.", store)
+                           "TEXT --bias ig2-gap --bias-data PROMPTS.jsonl --out DIR`, then come back.", store,
+                           prefer_model=loaded.source if loaded is not None else None)
 table, has_bias, has_perf = scores.table, scores.has_bias, scores.has_perf
 # Axes and colour bars name the metrics as the metric table does (e.g. 'toxicity gap Σ|axis − group|').
 perf_name = plots.axis_name(scores.config.get("perf"), "performance")
 bias_name = plots.axis_name(scores.config.get("bias"), "bias")
 fits = fits_model(table, loaded)
-st.caption("Click a head in a grid to ablate it live below." if fits and loaded.kind == "masked" else
-           "The grids come from the stored run; live ablation needs the run's masked model loaded in the sidebar.")
+run_shape = f"{int(table['layer'].max()) + 1} layers × {int(table['head'].max()) + 1} heads" if not table.empty else ""
+if loaded is not None and not fits and not table.empty:
+    st.warning(f"This run scored the heads of a model of {run_shape}; the loaded model {loaded.source} has "
+               f"{loaded.num_layers} layers × {loaded.num_heads} heads. The grids are the run's; the live ablation "
+               "below acts on the loaded model, and FASP's heads cannot become its intervention — load the run's "
+               "model in the sidebar, or pick a run of this model.")
+elif fits and loaded.kind == "masked":
+    st.caption("Click a head in a grid to ablate it live below.")
+else:
+    st.caption("The grids come from the stored run; live ablation needs a masked language model in the sidebar.")
 
 grids = st.columns(2)
 clicked = None
@@ -73,7 +82,8 @@ elif has_bias:
     downloads.table(grid, "fasp_grid", "heads_fasp_table")
     if not counts["pruned"]:
         st.caption("No head is pruned at this α: raise α to choose heads for the intervention.")
-    if st.button("Make the pruned heads the active intervention", key="heads_apply", disabled=not counts["pruned"]):
+    if st.button("Make the pruned heads the active intervention", key="heads_apply",
+                 disabled=not counts["pruned"] or not fits):
         spec = current_spec()
         pruned = pruned_spec(grid)
         apply_spec(InterventionSpec(spec.neurons, pruned.heads, spec.position, spec.mask),

@@ -117,7 +117,9 @@ def _quiet_broken_pipe() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the subcommand that was typed, whose --help lists what it takes
+        _chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     reuse_freed_buffers()  # a command is a compute process: see bias_lab.allocator
     try:
         code = int(args.handler(args) or 0)

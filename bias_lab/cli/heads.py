@@ -40,7 +40,8 @@ def _add_metric_arguments(parser) -> None:
                         help="bias metric (0 = unbiased) — " + _metric_help("bias"))
     parser.add_argument("--bias-data", metavar="PATH", help="the bias benchmark's file or folder (ig2-gap: a prompt JSONL; toxicity-gap: group prompts)")
     parser.add_argument("--bias-limit", type=int, help="the first N items of the bias data: StereoSet examples, "
-                                                       "CrowS/WinoBias pairs, ig2-gap prompts (not SEAT: give fewer tests)")
+                                                       "CrowS/WinoBias pairs, ig2-gap prompts (not SEAT: give one test's file, "
+                                                       "or a folder of the tests wanted, as --bias-data)")
     parser.add_argument("--batch-size", type=int, help="sequences per batch")
     parser.add_argument("--seed", type=int, default=0, help="seed of the masked tokens of mlm-loss, and of generation")
     add_generation_arguments(parser)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import BiasLabError
 from ..metrics import BENCHMARKS, kinds_text
+from ..models import kind_phrase
 from .params import Param, SweepFileError, generation_options, generation_params, model_params
 from .spec import Job
 from .units import JobPlan, ModelSpec, PlanContext, SweepKind, Unit, UnitOutput, origin_of
@@ -156,7 +157,7 @@ class EvaluateKind(SweepKind):
         loaded = worker.model(unit.model)
         if loaded.kind not in BENCHMARKS[benchmark].kinds:
             raise BiasLabError(f"evaluate {benchmark} needs {kinds_text(BENCHMARKS[benchmark].kinds)}; "
-                               f"{loaded.source!r} is loaded as a {loaded.kind} model")
+                               f"{loaded.source!r} is loaded as {kind_phrase(loaded.kind)}")
         check_reach(loaded, benchmark, spec, retarget=params["retarget_all"])
         options = _options(params)
         if benchmark == "stereoset" and params["intersentence"] and loaded.kind != "causal":

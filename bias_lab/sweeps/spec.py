@@ -160,7 +160,7 @@ def _parse(data: dict, sweep_kind, kind_names, check_models: bool) -> SweepSpec:
     valid = ", ".join(parameters)
     for name in settings:
         if name not in parameters:
-            raise SweepFileError(f"settings.{name}: unknown setting of a {kind.name} sweep; valid are {valid}")
+            raise SweepFileError(f"settings.{name}: unknown setting of the {kind.name} sweep kind; valid are {valid}")
 
     axes: list[tuple[str, list]] = []
     for axis, values in grid.items():
@@ -177,7 +177,7 @@ def _parse(data: dict, sweep_kind, kind_names, check_models: bool) -> SweepSpec:
                     continue  # a mapping's label
                 if name not in parameters:
                     raise SweepFileError(f"{where}{'.' + name if isinstance(value, dict) else ''}: unknown "
-                                         f"parameter of a {kind.name} sweep; valid are {valid}")
+                                         f"parameter of the {kind.name} sweep kind; valid are {valid}")
                 if name in settings:
                     raise SweepFileError(f"settings.{name}: also set by grid.{axis}; give it in one place")
         axes.append((axis, values))

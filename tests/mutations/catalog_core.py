@@ -73,4 +73,12 @@ MUTATIONS = [
              'st.toast(message, icon=":material/check_circle:", duration="long")', "st.success(message)",
              ("tests/test_app_lesson.py", "tests/test_app_pages.py"),
              "the confirmation of a new intervention drawn into the page, out of sight and shifting the buttons"),
+    Mutation("stored-run-picker-ignores-the-loaded-model", "ui/shell.py",
+             "index=of_model[0] if of_model else 0)", "index=0)",
+             ("tests/test_app_pages.py::test_heads_page_opens_a_run_of_the_loaded_model_and_refuses_another_models_heads",),
+             "the Heads page opens the newest run even when it scored another model than the one loaded"),
+    Mutation("fasp-heads-applied-across-models", "views/3_Heads.py",
+             'disabled=not counts["pruned"] or not fits)', 'disabled=not counts["pruned"])',
+             ("tests/test_app_pages.py::test_heads_page_opens_a_run_of_the_loaded_model_and_refuses_another_models_heads",),
+             "FASP's heads of a run of another model's shape made the loaded model's intervention"),
 ]
