@@ -57,8 +57,8 @@ def offer_lesson_runs() -> None:
 def choose_stored_run(result_class, label: str, key: str, empty_hint: str, store=None, *,
                       prefer_model: str | None = None):
     """A select box over the finished runs of one kind (newest first); returns the chosen run loaded
-    through its result class. Until the user picks one it shows the newest run of ``prefer_model``
-    (the model in the sidebar), else the newest run. With no such run, or one that cannot be read, the
+    through its result class. First shown, it selects the newest run of ``prefer_model`` (the model
+    in the sidebar), else the newest run; after that it keeps the user's choice. With no such run, or one that cannot be read, the
     page says so and stops."""
     from bias_lab.errors import BiasLabError
     from bias_lab.runs import run_label
