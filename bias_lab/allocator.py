@@ -15,24 +15,17 @@ workers — while a notebook or the app keep glibc's defaults unless they call i
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 
 MMAP_THRESHOLD_BYTES = 32 * 2**20  # the largest value glibc accepts on 64-bit Linux
 TRIM_THRESHOLD_BYTES = 2**30
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters of <malloc.h>
 
-_state: dict[str, bool] = {}
-
-
+@functools.cache
 def reuse_freed_buffers() -> bool:
     """Apply once per process; True when the C library is glibc and took both settings (elsewhere —
     macOS, musl — nothing changes and False is returned)."""
-    if "applied" not in _state:
-        _state["applied"] = _apply()
-    return _state["applied"]
-
-
-def _apply() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:

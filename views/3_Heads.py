@@ -5,7 +5,7 @@ import streamlit as st
 from bias_lab import plots
 from bias_lab.assets import page_defaults
 from bias_lab.errors import BiasLabError
-from bias_lab.heads.analyses import curve_table, fits_model, status_counts
+from bias_lab.heads.analyses import curve_table, fits_model, grid_shape, status_counts
 from bias_lab.heads.runs import HeadImportanceResult, HeadScoresResult
 from bias_lab.heads.selection import fasp, pruned_spec
 from bias_lab.interventions import HeadAblation, InterventionSpec
@@ -35,10 +35,11 @@ table, has_bias, has_perf = scores.table, scores.has_bias, scores.has_perf
 perf_name = plots.axis_name(scores.config.get("perf"), "performance")
 bias_name = plots.axis_name(scores.config.get("bias"), "bias")
 fits = fits_model(table, loaded)
-run_shape = f"{int(table['layer'].max()) + 1} layers × {int(table['head'].max()) + 1} heads" if not table.empty else ""
 if loaded is not None and not fits and not table.empty:
-    st.warning(f"This run scored the heads of a model of {run_shape}; the loaded model {loaded.source} has "
-               f"{loaded.num_layers} layers × {loaded.num_heads} heads. The grids are the run's; the live ablation "
+    run_layers, run_heads = grid_shape(table)
+    st.warning(f"This run scored the heads of a model of {run_layers} layers × {run_heads} heads; the loaded model "
+               f"{loaded.source} has {loaded.num_layers} layers × {loaded.num_heads} heads. The grids are the run's; "
+               "the live ablation "
                "below acts on the loaded model, and FASP's heads cannot become its intervention — load the run's "
                "model in the sidebar, or pick a run of this model.")
 elif fits and loaded.kind == "masked":

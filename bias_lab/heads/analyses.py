@@ -17,11 +17,17 @@ from .runs import HeadScoresResult
 STATUSES = ("pruned", "protected", "kept")
 
 
+def grid_shape(table: pd.DataFrame) -> tuple[int, int]:
+    """(layers, heads) a head table covers, counted from index 0."""
+    return int(table["layer"].max()) + 1, int(table["head"].max()) + 1
+
+
 def fits_model(table: pd.DataFrame, loaded: LoadedModel | None) -> bool:
     """Whether every (layer, head) of a head table exists in ``loaded`` (False without a model)."""
     if loaded is None or table.empty:
         return False
-    return int(table["layer"].max()) < loaded.num_layers and int(table["head"].max()) < loaded.num_heads
+    layers, heads = grid_shape(table)
+    return layers <= loaded.num_layers and heads <= loaded.num_heads
 
 
 def status_counts(grid: pd.DataFrame) -> dict[str, int]:
